@@ -1,0 +1,45 @@
+"""Installs alae-tf.
+
+The repository keeps the top-level folders ``training/`` and ``export/`` for readers, but
+installs them as ``alae_tf.training`` and ``alae_tf.export`` so that site-packages gets no
+generic top-level names.
+"""
+
+from setuptools import setup
+
+setup(
+    name="alae-tf",
+    version="0.1.0",
+    description="Adversarial Latent Autoencoders (ALAE, StyleALAE) in TensorFlow / Keras 3",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=["alae_tf", "alae_tf.training", "alae_tf.export"],
+    package_dir={
+        "alae_tf": "alae_tf",
+        "alae_tf.training": "training",
+        "alae_tf.export": "export",
+    },
+    package_data={"alae_tf": ["assets/*.npz", "assets/*.md"]},
+    install_requires=[
+        # Ranges here; the exact set that installs together without backtracking is
+        # requirements.lock (TF-DF 1.12 pins TF 2.19; tensorflowjs 4.22 imports TF-DF).
+        "tensorflow>=2.19,<2.20",
+        "keras>=3.8,<4",
+        "tensorflow-datasets>=4.9",
+        "numpy>=1.26",
+        "pillow>=10",
+        "scikit-learn>=1.4",
+    ],
+    extras_require={
+        "export": ["tensorflowjs==4.22.0", "tensorflow-decision-forests==1.12.0", "ydf==0.11.0"],
+        "dev": ["pytest>=8", "ruff>=0.6"],
+    },
+    entry_points={
+        "console_scripts": [
+            "alae-train=alae_tf.training.train:main",
+            "alae-eval=alae_tf.training.evaluate:main",
+            "alae-sample=alae_tf.training.sample:main",
+        ]
+    },
+)
