@@ -1,0 +1,96 @@
+"""Primitive layers shared by the ALAE networks.
+
+Equalized learning rate (Karras et al., "Progressive Growing of GANs", 2018; ALAE_SPEC.md
+section 3) lives entirely in the layer: the stored weight is drawn from N(0, 1 / lr_mul^2) and
+scaled at run time by ``gain * lr_mul / sqrt(fan_in)``, so a stock Keras Adam sees parameters of
+unit scale and the effective learning rate of a layer is ``lr * lr_mul``.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+SQRT2 = math.sqrt(2.0)
+
+
+@keras.saving.register_keras_serializable(package="alae_tf")
+class EqualizedDense(keras.layers.Layer):
+    """Fully connected layer with an equalized learning rate.
+
+    y = x @ (W * gain * lr_mul / sqrt(fan_in)) + b * lr_mul, with W ~ N(0, 1 / lr_mul^2) and
+    b = 0 at initialisation.
+
+    Args:
+        units: output features.
+        gain: the He-style gain of the run-time weight scale (sqrt 2 for LeakyReLU nets).
+        lr_mul: learning-rate multiplier of the layer (0.1 in the mapping networks).
+        use_bias: add a bias.
+
+    Reference: ALAE_SPEC.md section 3; Karras et al. 2018, section 4.1.
+    """
+
+    def __init__(self, units, gain=SQRT2, lr_mul=1.0, use_bias=True, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.gain = float(gain)
+        self.lr_mul = float(lr_mul)
+        self.use_bias = bool(use_bias)
+
+    def build(self, input_shape):
+        fan_in = int(input_shape[-1])
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(fan_in, self.units),
+            initializer=keras.initializers.RandomNormal(stddev=1.0 / self.lr_mul),
+        )
+        self.bias = (
+            self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+            if self.use_bias
+            else None
+        )
+        self.weight_scale = self.gain * self.lr_mul / math.sqrt(fan_in)
+
+    def call(self, x):
+        y = ops.matmul(x, self.kernel * self.weight_scale)
+        if self.bias is not None:
+            y = y + self.bias * self.lr_mul
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            units=self.units, gain=self.gain, lr_mul=self.lr_mul, use_bias=self.use_bias
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="alae_tf")
+class PixelNorm(keras.layers.Layer):
+    """Normalises each feature vector to unit root mean square.
+
+    y = x / sqrt(mean(x^2 over the last axis) + epsilon)
+
+    Args:
+        epsilon: added under the square root.
+
+    Reference: Karras et al. 2018, section 4.2; ALAE_SPEC.md section 1 (input of F).
+    """
+
+    def __init__(self, epsilon=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, x):
+        return x * ops.rsqrt(ops.mean(ops.square(x), axis=-1, keepdims=True) + self.epsilon)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(epsilon=self.epsilon)
+        return config

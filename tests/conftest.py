@@ -1,0 +1,40 @@
+"""Test session set-up: quiet TF logs, and two logical CPU devices for tf.distribute tests.
+
+Logical devices must be configured before TensorFlow initialises its runtime, so this runs at
+import time, before any test module touches TensorFlow.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+
+
+def tiny_model(seed=0, image_shape=(8, 8, 1), latent_dim=8, **alae_kwargs):
+    """A small MLP-ALAE (8x8 images, 16-unit hidden layers) for fast tests."""
+    from alae_tf.mapping import MappingD, MappingF
+    from alae_tf.mlp import MLPEncoder, MLPGenerator
+    from alae_tf.model import ALAE
+
+    keras.utils.set_random_seed(seed)
+    return ALAE(
+        mapping_f=MappingF(latent_dim, 2, name="mapping_f"),
+        generator=MLPGenerator(latent_dim, image_shape, (16, 16), name="generator"),
+        encoder=MLPEncoder(latent_dim, image_shape, (16, 16), name="encoder"),
+        mapping_d=MappingD(latent_dim, 3, name="mapping_d"),
+        seed=seed,
+        **alae_kwargs,
+    )
+
+
+@pytest.fixture
+def make_tiny_model():
+    return tiny_model

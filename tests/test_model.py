@@ -1,0 +1,203 @@
+"""Behaviour of the ALAE training model: the three updates, R1, EMA, distribution, saving."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alae_tf import losses
+from alae_tf.model import ALAE
+
+
+def _images(n, shape=(8, 8, 1), seed=0):
+    return tf.constant(np.random.default_rng(seed).uniform(size=(n, *shape)), tf.float32)
+
+
+def _snapshot(variables):
+    return [np.array(v.numpy()) for v in variables]
+
+
+def _changed(before, variables):
+    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
+
+
+def _groups(model):
+    return {
+        "mapping_f": model.mapping_f.trainable_variables,
+        "generator": model.generator.trainable_variables,
+        "encoder": model.encoder.trainable_variables,
+        "mapping_d": model.mapping_d.trainable_variables,
+    }
+
+
+def _step_changes(model, run_step):
+    groups = _groups(model)
+    before = {k: _snapshot(v) for k, v in groups.items()}
+    run_step()
+    return {k: any(_changed(before[k], v)) for k, v in groups.items()}
+
+
+@pytest.mark.parametrize(
+    "step, expected",
+    [
+        ("discriminator", {"encoder", "mapping_d"}),
+        ("generator", {"mapping_f", "generator"}),
+        ("latent", {"encoder", "generator", "mapping_f"}),
+    ],
+)
+def test_each_step_updates_only_its_own_networks(make_tiny_model, step, expected):
+    model = make_tiny_model()
+    model.compile()
+    x = _images(4)
+    run = {
+        "discriminator": lambda: model.discriminator_step(x, 4),
+        "generator": lambda: model.generator_step(4),
+        "latent": lambda: model.latent_step(4),
+    }[step]
+    changes = _step_changes(model, run)
+    assert {name for name, changed in changes.items() if changed} == expected
+
+
+def test_latent_step_leaves_every_discriminator_variable_alone(make_tiny_model):
+    model = make_tiny_model()
+    model.compile()
+    before = _snapshot(model.mapping_d.trainable_variables)
+    model.latent_step(4)
+    assert not any(_changed(before, model.mapping_d.trainable_variables))
+
+
+def test_r1_matches_finite_differences(make_tiny_model):
+    model = make_tiny_model(r1_gamma=10.0)
+    x = _images(2, seed=3)
+    _, r1 = model.real_logits_and_r1(x)
+
+    def logits(images):
+        return model.mapping_d(model.encoder(images)).numpy().astype(np.float64)
+
+    eps = 1e-2
+    flat = x.numpy().reshape(2, -1)
+    grad = np.zeros_like(flat, dtype=np.float64)
+    for i in range(flat.shape[1]):
+        step = np.zeros_like(flat)
+        step[:, i] = eps
+        plus = logits(tf.constant((flat + step).reshape(x.shape)))
+        minus = logits(tf.constant((flat - step).reshape(x.shape)))
+        grad[:, i] = (plus - minus) / (2 * eps)
+    expected = 0.5 * 10.0 * np.sum(grad**2, axis=1)
+    assert np.all(expected > 0)
+    np.testing.assert_allclose(r1.numpy(), expected, rtol=2e-2)
+
+
+def test_losses_equal_their_formulas():
+    real = tf.constant([-2.0, 0.0, 3.0])
+    fake = tf.constant([1.0, -1.0, 0.5])
+    softplus = lambda v: np.log1p(np.exp(v))  # noqa: E731
+    np.testing.assert_allclose(
+        losses.discriminator_loss(real, fake), softplus(fake.numpy()) + softplus(-real.numpy()),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(losses.generator_loss(fake), softplus(-fake.numpy()), rtol=1e-6)
+    grads = tf.constant(np.arange(24, dtype=np.float32).reshape(2, 2, 3, 2))
+    np.testing.assert_allclose(
+        losses.r1_penalty(grads, 10.0),
+        5.0 * np.sum(grads.numpy().reshape(2, -1) ** 2, axis=1),
+        rtol=1e-6,
+    )
+    w = tf.constant([[1.0, 2.0], [0.0, 0.0]])
+    w_rec = tf.constant([[0.0, 0.0], [3.0, 1.0]])
+    np.testing.assert_allclose(losses.latent_reconstruction_loss(w, w_rec), [2.5, 5.0])
+
+
+def test_train_step_updates_ema_average_w_and_step(make_tiny_model):
+    model = make_tiny_model(ema_half_life=100.0)
+    model.compile()
+    ema_before = _snapshot(model.generator_ema.weights)
+    model.train_step(_images(4))
+    assert int(model.step.numpy()) == 1
+    assert np.any(model.w_avg.numpy() != 0)
+    # One step from equal weights: ema = lerp(new, old, beta) with beta = 0.5 ** (4 / 100).
+    beta = 0.5 ** (4 / 100)
+    for old, new, ema in zip(ema_before, model.generator.weights, model.generator_ema.weights):
+        np.testing.assert_allclose(ema.numpy(), new.numpy() + beta * (old - new.numpy()),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_training_noise_depends_only_on_seed_and_step(make_tiny_model):
+    a, b = make_tiny_model(seed=1), make_tiny_model(seed=1)
+    np.testing.assert_array_equal(a._sample_z(6, 1), b._sample_z(6, 1))
+    assert not np.array_equal(a._sample_z(6, 1), a._sample_z(6, 2))
+    b.step.assign(5)
+    assert not np.array_equal(a._sample_z(6, 1), b._sample_z(6, 1))
+
+
+def _fit_one_step(model, x, jit_compile=False):
+    model.compile(jit_compile=jit_compile)
+    data = tf.data.Dataset.from_tensors(x)
+    model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
+
+
+def test_two_replicas_match_one_replica(make_tiny_model):
+    x = _images(8, seed=7)
+    single = make_tiny_model(seed=4)
+    initial = single.get_weights()
+    _fit_one_step(single, x)
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    with strategy.scope():
+        mirrored = make_tiny_model(seed=4)
+        mirrored.set_weights(initial)
+        _fit_one_step(mirrored, x)
+
+    assert int(mirrored.step.numpy()) == 1
+    for a, b in zip(single.weights, mirrored.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
+    for opt_a, opt_b in (
+        (single.encoder_optimizer, mirrored.encoder_optimizer),
+        (single.decoder_optimizer, mirrored.decoder_optimizer),
+    ):
+        for a, b in zip(opt_a.variables, opt_b.variables):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
+    # The training moved the weights: the comparison is not between two untouched models.
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(initial, single.weights))
+
+
+def test_keras_save_and_load_give_identical_outputs(make_tiny_model, tmp_path):
+    model = make_tiny_model(seed=2)
+    _fit_one_step(model, _images(4))
+    path = str(tmp_path / "alae.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, ALAE)
+    x, z = _images(3, seed=9), tf.random.normal((3, model.latent_dim), seed=1)
+    np.testing.assert_array_equal(model.reconstruct(x), loaded.reconstruct(x))
+    np.testing.assert_array_equal(model.generate(z), loaded.generate(z))
+    np.testing.assert_array_equal(model(x), loaded(x))
+    np.testing.assert_array_equal(model.w_avg.numpy(), loaded.w_avg.numpy())
+    assert int(loaded.step.numpy()) == 1
+
+
+def test_model_config_round_trip(make_tiny_model):
+    model = make_tiny_model()
+    config = model.get_config()
+    again = ALAE.from_config(config).get_config()
+    assert json.dumps(config, sort_keys=True) == json.dumps(again, sort_keys=True)
+
+
+def test_inference_api_shapes_and_truncation(make_tiny_model):
+    model = make_tiny_model()
+    model.w_avg.assign(tf.ones((model.latent_dim,)))
+    x = _images(3)
+    assert model.encode(x).shape == (3, 8)
+    assert model.decode(model.encode(x)).shape == (3, 8, 8, 1)
+    assert model.interpolate(x[:2], x[1:], num_steps=5).shape == (2, 5, 8, 8, 1)
+    ends = model.interpolate(x[:2], x[1:], num_steps=3)
+    np.testing.assert_allclose(ends[:, 0], model.reconstruct(x[:2]), atol=1e-5)
+    np.testing.assert_allclose(ends[:, -1], model.reconstruct(x[1:]), atol=1e-5)
+    z = tf.random.normal((2, 8), seed=3)
+    # psi = 0 collapses every sample onto the average w.
+    collapsed = model.generate(z, truncation_psi=0.0)
+    np.testing.assert_allclose(collapsed[0], collapsed[1], atol=1e-6)
+    np.testing.assert_allclose(collapsed[0], model.decode(model.w_avg[None])[0], atol=1e-5)
