@@ -1,0 +1,84 @@
+"""Keras callbacks of a training run: checkpoints and image grids."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alae_tf import images
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Saves the full training state at the end of every ``every``-th epoch and the last one.
+
+    Args:
+        run_checkpoint: a ``RunCheckpoint`` of the run.
+        every: epochs between checkpoints.
+        final_epoch: the last epoch of this ``fit()`` (always checkpointed).
+    """
+
+    def __init__(self, run_checkpoint, every=1, final_epoch=None):
+        super().__init__()
+        self.run_checkpoint = run_checkpoint
+        self.every = every
+        self.final_epoch = final_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        if done % self.every == 0 or done == self.final_epoch:
+            self.run_checkpoint.save(done)
+
+
+class ImageGridCallback(keras.callbacks.Callback):
+    """Writes grids of samples and reconstructions (EMA networks) as PNG and to TensorBoard.
+
+    Samples come from a fixed set of z, so successive grids show the same latent points
+    improving. Reconstructions put each real image beside G(E(x)).
+
+    Args:
+        real_images: float [N, H, W, C] real images in the model's pixel range.
+        run_dir: the run directory (PNGs go to ``samples/``, TensorBoard to ``logs/images``).
+        pixel_range: the data range, for conversion to uint8.
+        num_samples: size of the sample grid.
+        every: epochs between grids (the last epoch always gets one).
+        final_epoch: the last epoch of this ``fit()``.
+        seed: seed of the fixed z.
+    """
+
+    def __init__(self, real_images, run_dir, pixel_range, num_samples=64, every=1,
+                 final_epoch=None, seed=0):
+        super().__init__()
+        self.real_images = real_images
+        self.run_dir = run_dir
+        self.pixel_range = tuple(pixel_range)
+        self.num_samples = num_samples
+        self.every = every
+        self.final_epoch = final_epoch
+        self.seed = seed
+        self.writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs", "images"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        if done % self.every and done != self.final_epoch:
+            return
+        z = tf.random.stateless_normal(
+            (self.num_samples, self.model.latent_dim), seed=(self.seed, 12345)
+        )
+        samples = np.asarray(self.model.generate(z))
+        recon = np.asarray(self.model.reconstruct(self.real_images))
+        grids = {
+            "samples": images.make_grid(samples, ncols=8, pixel_range=self.pixel_range),
+            "reconstructions": images.make_grid(
+                images.side_by_side(np.asarray(self.real_images), recon), ncols=8,
+                pixel_range=self.pixel_range,
+            ),
+        }
+        for name, grid in grids.items():
+            images.save_png(
+                os.path.join(self.run_dir, "samples", f"epoch_{done:04d}_{name}.png"), grid
+            )
+        with self.writer.as_default(step=done):
+            for name, grid in grids.items():
+                tf.summary.image(name, grid[None].astype(np.float32) / 255.0)
+        self.writer.flush()

@@ -1,0 +1,88 @@
+"""Command-line plumbing shared by the console scripts: one-line usage errors, validators."""
+
+import argparse
+import os
+import sys
+
+
+class UsageError(Exception):
+    """A bad flag value or a run directory that cannot be used; exit status 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (``prog: error: ...``) and exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def unit_interval(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def ensure_writable_dir(path):
+    """Creates ``path`` if needed and checks a file can be written in it."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".write_probe_{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise UsageError(
+            f"cannot write to run directory {path!r} ({e.strerror or e}); choose another --run-dir"
+        ) from None
+
+
+def run_main(prog, body):
+    """Runs ``body()`` and turns the project's expected failures into one line and an exit code.
+
+    UsageError -> exit 2; alae_tf.data.DataError and FileNotFoundError -> exit 2 as well (the
+    user's input is wrong); KeyboardInterrupt -> exit 130 (checkpoints already written stay).
+    """
+    from alae_tf.data import DataError
+
+    try:
+        return body()
+    except (UsageError, DataError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130

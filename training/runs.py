@@ -1,0 +1,167 @@
+"""Run directories: the recorded config, checkpoints, and rebuilding a trained model.
+
+A run directory holds::
+
+    config.json        the preset (with flag overrides) and the run's settings
+    checkpoints/       tf.train checkpoints: networks, EMA networks, step, average w,
+                       both optimizers and the epoch counter
+    logs/              TensorBoard logs (loss scalars, image grids)
+    samples/           PNG grids written during training and by alae-sample
+    model.keras        the trained model, written when training finishes
+    metrics.json       written by alae-eval
+
+Checkpoints are atomic: TensorFlow writes a checkpoint's files under a temporary name and only
+then points the ``checkpoint`` index at it, so a process killed mid-save leaves the previous
+checkpoint as the latest.
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from alae_tf.data import DataError, make_dataset
+
+from alae_tf.presets import Preset, build_model
+from alae_tf.training.cli import UsageError
+
+CONFIG_NAME = "config.json"
+# Fields that may change when a run is resumed: the length of training only.
+RESUMABLE_FIELDS = ("epochs",)
+
+
+def write_json_atomic(path, payload):
+    """Writes JSON through a temporary file and os.replace, so readers never see half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_config(run_dir):
+    """Returns (preset, settings) recorded in ``run_dir``.
+
+    Raises:
+        UsageError: no run there, or an unreadable config.
+    """
+    path = os.path.join(run_dir, CONFIG_NAME)
+    if not os.path.isfile(path):
+        raise UsageError(f"{run_dir!r} is not a run directory (no {CONFIG_NAME}); "
+                         "train one with alae-train --run-dir DIR")
+    try:
+        with open(path, encoding="utf-8") as f:
+            payload = json.load(f)
+        preset = Preset(**{k: tuple(v) if isinstance(v, list) else v
+                           for k, v in payload["preset"].items()})
+    except (ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"cannot read {path} ({e}); it was not written by alae-train") from None
+    return preset, payload.get("settings", {})
+
+
+def record_config(run_dir, preset, settings):
+    """Writes config.json for a new run, or checks that a resumed run asks for the same one.
+
+    Raises:
+        UsageError: ``run_dir`` holds a run with a different configuration.
+    """
+    path = os.path.join(run_dir, CONFIG_NAME)
+    new = {"preset": preset.to_dict(), "settings": settings}
+    if os.path.isfile(path):
+        old_preset, old_settings = read_config(run_dir)
+        old = {"preset": old_preset.to_dict(), "settings": old_settings}
+        for section in ("preset", "settings"):
+            for key in sorted(set(old[section]) | set(new[section])):
+                if key in RESUMABLE_FIELDS:
+                    continue
+                before = json.loads(json.dumps(old[section].get(key)))
+                after = json.loads(json.dumps(new[section].get(key)))
+                if before != after:
+                    raise UsageError(
+                        f"{run_dir!r} holds a run with {key}={before!r}, not {after!r}; "
+                        "re-run with the same settings to resume, or pick a new --run-dir"
+                    )
+    write_json_atomic(path, new)
+
+
+class RunCheckpoint:
+    """The model's full training state in ``run_dir/checkpoints``, with an epoch counter.
+
+    Args:
+        model: a compiled ``ALAE`` model (both optimizers built).
+        run_dir: the run directory.
+        max_to_keep: how many checkpoints to keep.
+    """
+
+    def __init__(self, model, run_dir, max_to_keep=3):
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        items = {"model": model, "epoch": self.epoch}
+        if model.encoder_optimizer is not None:
+            items.update(
+                encoder_optimizer=model.encoder_optimizer,
+                decoder_optimizer=model.decoder_optimizer,
+            )
+        self.checkpoint = tf.train.Checkpoint(**items)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=max_to_keep,
+            checkpoint_name="ckpt",
+        )
+
+    @property
+    def latest(self):
+        return self.manager.latest_checkpoint
+
+    def restore_latest(self, expect_partial=False):
+        """Restores the newest checkpoint, if any; returns the epoch it was taken at (0 if none)."""
+        if self.latest is None:
+            return 0
+        status = self.checkpoint.restore(self.latest)
+        if expect_partial:
+            status.expect_partial()
+        else:
+            status.assert_existing_objects_matched()
+        return int(self.epoch.numpy())
+
+    def save(self, epoch):
+        self.epoch.assign(epoch)
+        return self.manager.save(checkpoint_number=epoch)
+
+
+def load_trained_model(run_dir):
+    """Rebuilds the model of ``run_dir`` and restores its latest checkpoint (for eval/sampling).
+
+    Returns (model, preset, settings, epoch).
+
+    Raises:
+        UsageError: not a run directory, or no checkpoint yet.
+    """
+    preset, settings = read_config(run_dir)
+    model = build_model(preset, seed=settings.get("seed", 0))
+    checkpoint = RunCheckpoint(model, run_dir)
+    if checkpoint.latest is None:
+        raise UsageError(f"{run_dir!r} has no checkpoint yet; train at least one epoch first")
+    epoch = checkpoint.restore_latest(expect_partial=True)
+    return model, preset, settings, epoch
+
+
+def held_out_images(preset, count):
+    """``count`` real images in the model's pixel range, from the test split when there is one.
+
+    Used for reconstruction grids and interpolations, so that they show images the model was
+    not trained on whenever the data source allows it.
+    """
+    def first_batch(split):
+        dataset, _ = make_dataset(
+            preset.dataset, resolution=preset.resolution, channels=preset.channels,
+            batch_size=count, pixel_range=preset.pixel_range, split=split, shuffle=False,
+            repeat=False, drop_remainder=False,
+        )
+        return np.asarray(next(iter(dataset)))
+
+    try:
+        return first_batch("test")
+    except DataError:  # e.g. a folder of images has only a train split
+        return first_batch("train")

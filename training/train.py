@@ -1,0 +1,173 @@
+"""alae-train: trains an ALAE with Keras fit(), resumably, into a run directory."""
+
+import os
+import sys
+import time
+
+from alae_tf.training.cli import (
+    ArgumentParser,
+    ensure_writable_dir,
+    positive_float,
+    positive_int,
+    run_main,
+)
+
+DEFAULT_PRESET = "mnist_mlp"
+
+
+def build_parser():
+    from alae_tf.presets import PRESETS
+
+    parser = ArgumentParser(
+        prog="alae-train",
+        description="Train an Adversarial Latent Autoencoder. Re-running the same command "
+        "resumes from the run directory's latest checkpoint.",
+    )
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
+                        help=f"named experiment configuration (default: {DEFAULT_PRESET})")
+    parser.add_argument("--dataset", default=None,
+                        help="data source: 'mnist' (the embedded real digits, the default), "
+                        "'tfds:NAME' (needs a network) or 'folder:PATH' (png/jpg, nested)")
+    parser.add_argument("--epochs", type=positive_int, default=None,
+                        help="train until this epoch (default: the preset's)")
+    parser.add_argument("--steps-per-epoch", type=positive_int, default=None,
+                        help="training steps per epoch (default: one pass over the data)")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="global batch size, split across replicas (default: the preset's)")
+    parser.add_argument("--learning-rate", type=positive_float, default=None,
+                        help="learning rate of both Adam optimizers (default: the preset's)")
+    parser.add_argument("--run-dir", default=None,
+                        help="where config, checkpoints, logs and samples go "
+                        "(default: runs/PRESET)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of weights, data order and training noise (default: 0)")
+    parser.add_argument("--jit-compile", choices=("on", "off"), default="off",
+                        help="compile the training step with XLA (default: off; see the "
+                        "README's benchmark figures)")
+    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
+                        help="tf.distribute strategy: 'mirrored' uses every local GPU "
+                        "(default: 'default', one device)")
+    parser.add_argument("--checkpoint-every", type=positive_int, default=1,
+                        help="epochs between checkpoints (default: 1)")
+    parser.add_argument("--grid-every", type=positive_int, default=5,
+                        help="epochs between sample/reconstruction grids (default: 5)")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="Keras fit() verbosity: 1 progress bar, 2 one line per epoch "
+                        "(default: 1 on a terminal, else 2)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="build the model, print parameter counts per network, and exit")
+    return parser
+
+
+def _preset_from_args(args):
+    from alae_tf.presets import get_preset
+
+    overrides = {
+        "dataset": args.dataset,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+    }
+    return get_preset(args.preset, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _print_parameter_counts(model):
+    for name in ("mapping_f", "generator", "encoder", "mapping_d"):
+        print(f"{name:<10} {getattr(model, name).count_params():>12,d} parameters")
+    trainable = sum(getattr(model, n).count_params()
+                    for n in ("mapping_f", "generator", "encoder", "mapping_d"))
+    print(f"{'total':<10} {trainable:>12,d} trainable parameters (EMA copies not counted)")
+
+
+def _make_strategy(name):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def train(args):
+    preset = _preset_from_args(args)
+    if args.dry_run:
+        from alae_tf.presets import build_model
+
+        print(f"preset {preset.name}: {preset.resolution}x{preset.resolution}x"
+              f"{preset.channels}, latent {preset.latent_dim}")
+        _print_parameter_counts(build_model(preset, seed=args.seed))
+        return 0
+
+    run_dir = args.run_dir or os.path.join("runs", preset.name)
+    ensure_writable_dir(run_dir)
+
+    import keras
+
+    from alae_tf.data import make_dataset
+    from alae_tf.presets import build_model
+    from alae_tf.training.callbacks import CheckpointCallback, ImageGridCallback
+    from alae_tf.training.runs import RunCheckpoint, held_out_images, record_config
+
+    # Checks the data settings before anything is written to the run directory.
+    _, num_examples = make_dataset(
+        preset.dataset, resolution=preset.resolution, channels=preset.channels,
+        batch_size=preset.batch_size, pixel_range=preset.pixel_range, seed=args.seed,
+    )
+    steps_per_epoch = args.steps_per_epoch or num_examples // preset.batch_size
+    record_config(run_dir, preset, {"seed": args.seed, "steps_per_epoch": steps_per_epoch})
+
+    keras.utils.set_random_seed(args.seed)
+    strategy = _make_strategy(args.strategy)
+    with strategy.scope():
+        model = build_model(preset, seed=args.seed)
+        model.compile(learning_rate=preset.learning_rate, jit_compile=args.jit_compile == "on")
+        checkpoint = RunCheckpoint(model, run_dir)
+        initial_epoch = checkpoint.restore_latest()
+
+    if initial_epoch >= preset.epochs:
+        print(f"{run_dir}: already trained to epoch {initial_epoch} of {preset.epochs}; "
+              "nothing to do (raise --epochs to train longer)")
+        return 0
+    if initial_epoch:
+        print(f"resuming {run_dir} from epoch {initial_epoch} (step {int(model.step.numpy())})")
+
+    # A resumed run draws a fresh, seeded data order: the seed depends on the resume epoch.
+    dataset, _ = make_dataset(
+        preset.dataset, resolution=preset.resolution, channels=preset.channels,
+        batch_size=preset.batch_size, pixel_range=preset.pixel_range,
+        seed=args.seed + initial_epoch, flip=preset.flip,
+    )
+    callbacks = [
+        CheckpointCallback(checkpoint, args.checkpoint_every, final_epoch=preset.epochs),
+        ImageGridCallback(held_out_images(preset, 16), run_dir, preset.pixel_range,
+                          every=args.grid_every, final_epoch=preset.epochs, seed=args.seed),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False),
+    ]
+    verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    print(f"training {preset.name} on {preset.dataset} ({num_examples} images): epochs "
+          f"{initial_epoch + 1}..{preset.epochs}, {steps_per_epoch} steps of "
+          f"{preset.batch_size} images, {strategy.num_replicas_in_sync} replica(s); "
+          f"run dir {run_dir}")
+    start = time.time()
+    model.fit(dataset, epochs=preset.epochs, initial_epoch=initial_epoch,
+              steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
+    elapsed = time.time() - start
+    images_seen = (preset.epochs - initial_epoch) * steps_per_epoch * preset.batch_size
+
+    final_path = os.path.join(run_dir, "model.keras")
+    tmp_path = os.path.join(run_dir, f"model.tmp{os.getpid()}.keras")
+    model.save(tmp_path)
+    os.replace(tmp_path, final_path)
+    print(f"done: epoch {preset.epochs}, step {int(model.step.numpy())}, {elapsed:.0f} s "
+          f"({images_seen / max(elapsed, 1e-9):.0f} images/s). Next: alae-eval {run_dir}; "
+          f"alae-sample {run_dir}")
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return run_main("alae-train", lambda: train(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
