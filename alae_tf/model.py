@@ -19,14 +19,14 @@ def _assign_synced(variables, values):
     raw = [v.value if isinstance(v, keras.Variable) else v for v in variables]
 
     def update(strategy, targets, new_values):
-        for target, value in zip(targets, new_values):
+        for target, value in zip(targets, new_values, strict=True):
             strategy.extended.update(
                 target, lambda var, val: var.assign(val), args=(value,), group=False
             )
 
     context = tf.distribute.get_replica_context()
     if context is None:  # cross-replica context: plain assignment is allowed
-        for target, value in zip(raw, values):
+        for target, value in zip(raw, values, strict=True):
             target.assign(value)
     else:
         context.merge_call(update, args=(raw, list(values)))
@@ -326,7 +326,7 @@ class ALAE(keras.Model):
         beta = tf.pow(0.5, global_batch / self.ema_half_life)
         targets, values = [], []
         for source, ema in self._ema_pairs():
-            for src, dst in zip(source.weights, ema.weights):
+            for src, dst in zip(source.weights, ema.weights, strict=True):
                 targets.append(dst)
                 values.append(src + beta * (dst - src))  # lerp(src, ema, beta)
         _assign_synced(targets, values)

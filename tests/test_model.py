@@ -20,7 +20,7 @@ def _snapshot(variables):
 
 
 def _changed(before, variables):
-    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
+    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables, strict=True)]
 
 
 def _groups(model):
@@ -119,7 +119,8 @@ def test_train_step_updates_ema_average_w_and_step(make_tiny_model):
     assert np.any(model.w_avg.numpy() != 0)
     # One step from equal weights: ema = lerp(new, old, beta) with beta = 0.5 ** (4 / 100).
     beta = 0.5 ** (4 / 100)
-    for old, new, ema in zip(ema_before, model.generator.weights, model.generator_ema.weights):
+    pairs = zip(ema_before, model.generator.weights, model.generator_ema.weights, strict=True)
+    for old, new, ema in pairs:
         np.testing.assert_allclose(ema.numpy(), new.numpy() + beta * (old - new.numpy()),
                                    rtol=1e-5, atol=1e-6)
 
@@ -152,16 +153,17 @@ def test_two_replicas_match_one_replica(make_tiny_model):
         _fit_one_step(mirrored, x)
 
     assert int(mirrored.step.numpy()) == 1
-    for a, b in zip(single.weights, mirrored.weights):
+    for a, b in zip(single.weights, mirrored.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
     for opt_a, opt_b in (
         (single.encoder_optimizer, mirrored.encoder_optimizer),
         (single.decoder_optimizer, mirrored.decoder_optimizer),
     ):
-        for a, b in zip(opt_a.variables, opt_b.variables):
+        for a, b in zip(opt_a.variables, opt_b.variables, strict=True):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
     # The training moved the weights: the comparison is not between two untouched models.
-    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(initial, single.weights))
+    moved = zip(initial, single.weights, strict=True)
+    assert any(not np.array_equal(a, b.numpy()) for a, b in moved)
 
 
 def test_keras_save_and_load_give_identical_outputs(make_tiny_model, tmp_path):

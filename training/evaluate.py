@@ -30,8 +30,8 @@ def build_parser():
     parser.add_argument("--max-train", type=non_negative_int, default=0,
                         help="use only the first N training digits for the 1-NN/SVM fits "
                         "(default: 0 = all 7,996)")
-    parser.add_argument("--classifier-epochs", type=positive_int, default=3,
-                        help="epochs of the digit classifier (default: 3)")
+    parser.add_argument("--classifier-epochs", type=positive_int, default=6,
+                        help="epochs of the digit classifier (default: 6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of z and classifier")
     return parser
 

@@ -22,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 
 from alae_tf.data import DataError, make_dataset
-
 from alae_tf.presets import Preset, build_model
 from alae_tf.training.cli import UsageError
 
