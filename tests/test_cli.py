@@ -1,0 +1,198 @@
+"""The console scripts end to end: train, resume after kill -9, evaluate, sample, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alae_tf.training import evaluate, sample, train
+
+BIN = Path(sys.executable).parent
+TINY = ["--batch-size", "16", "--steps-per-epoch", "3", "--grid-every", "1", "--verbose", "2"]
+
+
+def _script(name):
+    path = BIN / name
+    if not path.exists():
+        pytest.fail(f"console script {name} is not installed next to {sys.executable}")
+    return str(path)
+
+
+def _run(args, timeout=600):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _checkpointed_epochs(run_dir):
+    index = Path(run_dir) / "checkpoints" / "checkpoint"
+    if not index.exists():
+        return 0
+    text = index.read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("model_checkpoint_path"))
+    return int(line.split("ckpt-")[1].rstrip('"'))
+
+
+def test_help_documents_every_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--preset", "--dataset", "--epochs", "--steps-per-epoch", "--batch-size",
+                 "--learning-rate", "--run-dir", "--seed", "--jit-compile", "--strategy",
+                 "--checkpoint-every", "--grid-every", "--dry-run"):
+        assert flag in text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--preset", "nope"], "invalid choice: 'nope'"),
+        (["--batch-size", "0"], "must be at least 1"),
+        (["--learning-rate", "-0.1"], "must be a positive finite number"),
+        (["--epochs", "two"], "expected a whole number"),
+        (["--dataset", "tfds:no_such_dataset_xyz"], "no_such_dataset_xyz"),
+        (["--dataset", "cifar"], "cifar"),
+    ],
+)
+def test_bad_flags_are_one_line_usage_errors(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        code = train.main([*argv, "--run-dir", str(tmp_path / "run")])
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("alae-train: error:") and message in err
+
+
+def test_unwritable_run_dir_and_bad_folders_are_usage_errors(capsys, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        (["--run-dir", str(blocker / "run")], "cannot write to run directory"),
+        (["--dataset", f"folder:{empty}", "--run-dir", str(tmp_path / "r1")], str(empty)),
+        (["--dataset", f"folder:{tmp_path / 'missing'}", "--run-dir", str(tmp_path / "r2")],
+         "missing"),
+    ]
+    for argv, message in cases:
+        assert train.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    # Nothing was recorded for the failed data settings.
+    assert not (tmp_path / "r1" / "config.json").exists()
+
+
+def test_eval_and_sample_of_a_missing_run_are_usage_errors(capsys, tmp_path):
+    assert evaluate.main([str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    assert sample.main([str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_dry_run_prints_parameter_counts(capsys):
+    assert train.main(["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "mapping_f" in out and "15,300" in out  # 6 x (50 * 50 + 50)
+    assert "encoder" in out and "1,904,690" in out  # 784*1024+1024 + 1024^2+1024 + 1024*50+50
+
+
+@pytest.mark.slow
+def test_train_eval_sample_end_to_end(tmp_path):
+    run_dir = tmp_path / "run"
+    result = _run([_script("alae-train"), "--epochs", "2", "--run-dir", str(run_dir), *TINY])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "done: epoch 2, step 6" in result.stdout
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["preset"]["name"] == "mnist_mlp" and config["preset"]["batch_size"] == 16
+    assert (run_dir / "model.keras").exists()
+    assert _checkpointed_epochs(run_dir) == 2
+    assert list((run_dir / "logs").rglob("events.out.tfevents*"))
+    grid = Image.open(run_dir / "samples" / "epoch_0002_samples.png")
+    assert grid.size == (8 * 30 + 2, 8 * 30 + 2)
+
+    # Same command again: already done, nothing to do, exit 0.
+    again = _run([_script("alae-train"), "--epochs", "2", "--run-dir", str(run_dir), *TINY])
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+    result = _run([_script("alae-eval"), str(run_dir), "--max-train", "600",
+                   "--num-samples", "200", "--classifier-epochs", "2"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["step"] == 6 and metrics["num_test"] == 2004
+    for name in ("w", "encoder_features", "pixels", "pca50"):
+        scores = metrics["representation"][name]
+        assert 0.0 <= scores["knn1"] <= 1.0 and 0.0 <= scores["svm"] <= 1.0
+    # Raw-pixel 1-NN on real digits is far above chance even with 600 training digits.
+    assert metrics["representation"]["pixels"]["knn1"] > 0.8
+    assert metrics["reconstruction_mse"] > 0
+    assert 0.0 <= metrics["samples"]["confident_fraction"] <= 1.0
+    assert "1-NN" in result.stdout
+
+    out_dir = tmp_path / "grids"
+    result = _run([_script("alae-sample"), str(run_dir), "--num", "16", "--out-dir",
+                   str(out_dir), "--truncation-psi", "0.7"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("samples", "reconstructions", "interpolations"):
+        image = np.asarray(Image.open(out_dir / f"{name}.png"))
+        assert image.ndim >= 2 and image.std() > 0
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_continues_the_step_counter(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [_script("alae-train"), "--epochs", "12", "--run-dir", str(run_dir), *TINY]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=env)
+    deadline = time.time() + 300
+    while _checkpointed_epochs(run_dir) < 2 and time.time() < deadline:
+        if process.poll() is not None:
+            pytest.fail("training ended before it could be killed")
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = _checkpointed_epochs(run_dir)
+    assert 2 <= killed_at < 12
+
+    result = _run(command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed_line = next(ln for ln in result.stdout.splitlines() if ln.startswith("resuming"))
+    resumed_epoch = int(resumed_line.split("from epoch ")[1].split()[0])
+    assert resumed_epoch >= killed_at  # nothing checkpointed was lost
+    assert f"step {resumed_epoch * 3})" in resumed_line
+    assert "done: epoch 12, step 36" in result.stdout
+
+
+@pytest.mark.slow
+def test_same_seed_gives_the_same_weights(tmp_path):
+    weights = []
+    for name in ("a", "b"):
+        run_dir = tmp_path / name
+        assert train.main(["--epochs", "1", "--run-dir", str(run_dir), "--seed", "5",
+                           *TINY]) == 0
+        from alae_tf.training.runs import load_trained_model
+
+        model = load_trained_model(str(run_dir))[0]
+        weights.append([w.numpy() for w in model.weights])
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resuming_with_other_settings_is_refused(capsys, tmp_path):
+    from alae_tf.presets import get_preset
+    from alae_tf.training.runs import record_config
+
+    run_dir = str(tmp_path)
+    record_config(run_dir, get_preset("mnist_mlp"), {"seed": 0, "steps_per_epoch": 3})
+    code = train.main(["--run-dir", run_dir, "--learning-rate", "0.01", "--steps-per-epoch", "3"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "learning_rate" in err and len(err.strip().splitlines()) == 1

