@@ -5,11 +5,11 @@ import math
 import keras
 import numpy as np
 import pytest
+from layer_checks import check_config_round_trip, check_layer
 
 from alae_tf.layers import EqualizedDense, PixelNorm
 from alae_tf.mapping import MappingD, MappingF
 from alae_tf.mlp import MLPEncoder, MLPGenerator
-from layer_checks import check_config_round_trip, check_layer
 
 
 def test_equalized_dense_contract_and_runtime_scale():

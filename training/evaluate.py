@@ -28,7 +28,7 @@ def build_parser():
     parser.add_argument("--num-samples", type=positive_int, default=2000,
                         help="generated digits scored by the classifier (default: 2000)")
     parser.add_argument("--max-train", type=non_negative_int, default=0,
-                        help="use only the first N training digits for the 1-NN/SVM fits "
+                        help="fit 1-NN/SVM on a seeded random subset of N training digits "
                         "(default: 0 = all 7,996)")
     parser.add_argument("--classifier-epochs", type=positive_int, default=6,
                         help="epochs of the digit classifier (default: 6)")
@@ -82,8 +82,9 @@ def evaluate(args):
     start = time.time()
     x_train_u8, y_train = load_embedded_mnist("train")
     x_test_u8, y_test = load_embedded_mnist("test")
-    if args.max_train:
-        x_train_u8, y_train = x_train_u8[: args.max_train], y_train[: args.max_train]
+    if args.max_train:  # a seeded subset: the embedded split is ordered by class
+        keep = np.random.default_rng(args.seed).permutation(len(y_train))[: args.max_train]
+        x_train_u8, y_train = x_train_u8[np.sort(keep)], y_train[np.sort(keep)]
     x_train, x_test = _to_model_range(x_train_u8, preset), _to_model_range(x_test_u8, preset)
 
     encoder = model.encoder_ema
@@ -107,8 +108,10 @@ def evaluate(args):
     metrics["reconstruction_mse"] = float(np.mean((reconstructions - originals) ** 2))
 
     print("training the digit classifier ...", flush=True)
+    digits, labels = load_embedded_mnist("train")
     classifier = evaluation.train_digit_classifier(
-        *load_embedded_mnist("train"), epochs=args.classifier_epochs, seed=args.seed)
+        digits[..., None].astype(np.float32) / 255.0, labels, epochs=args.classifier_epochs,
+        seed=args.seed)
     classifier_accuracy = float(np.mean(
         np.argmax(classifier.predict(originals, verbose=0), axis=1) == y_test))
     z = tf.random.stateless_normal((args.num_samples, model.latent_dim), seed=(args.seed, 7))

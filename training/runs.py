@@ -146,21 +146,23 @@ def load_trained_model(run_dir):
     return model, preset, settings, epoch
 
 
-def held_out_images(preset, count):
+def held_out_images(preset, count, pool=4096):
     """``count`` real images in the model's pixel range, from the test split when there is one.
 
     Used for reconstruction grids and interpolations, so that they show images the model was
-    not trained on whenever the data source allows it.
+    not trained on whenever the data source allows it. The images are spread evenly over the
+    first ``pool`` images of the split (the embedded MNIST splits are ordered by class).
     """
     def first_batch(split):
         dataset, _ = make_dataset(
             preset.dataset, resolution=preset.resolution, channels=preset.channels,
-            batch_size=count, pixel_range=preset.pixel_range, split=split, shuffle=False,
+            batch_size=pool, pixel_range=preset.pixel_range, split=split, shuffle=False,
             repeat=False, drop_remainder=False,
         )
         return np.asarray(next(iter(dataset)))
 
     try:
-        return first_batch("test")
+        images = first_batch("test")
     except DataError:  # e.g. a folder of images has only a train split
-        return first_batch("train")
+        images = first_batch("train")
+    return images[np.linspace(0, len(images) - 1, count).round().astype(int)]
