@@ -18,6 +18,7 @@ checkpoint as the latest.
 import json
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -89,21 +90,19 @@ def record_config(run_dir, preset, settings):
 class RunCheckpoint:
     """The model's full training state in ``run_dir/checkpoints``, with an epoch counter.
 
+    Variables are stored under explicit names (``model/generator/dense_0/kernel``,
+    ``encoder_optimizer/0003_...``, see ``named_variables``) rather than through TensorFlow's
+    object graph, which does not follow the lists of layers inside Keras 3 networks.
+
     Args:
-        model: a compiled ``ALAE`` model (both optimizers built).
+        model: an ``ALAE`` model; when compiled, its optimizers' state is included.
         run_dir: the run directory.
         max_to_keep: how many checkpoints to keep.
     """
 
     def __init__(self, model, run_dir, max_to_keep=3):
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        items = {"model": model, "epoch": self.epoch}
-        if model.encoder_optimizer is not None:
-            items.update(
-                encoder_optimizer=model.encoder_optimizer,
-                decoder_optimizer=model.decoder_optimizer,
-            )
-        self.checkpoint = tf.train.Checkpoint(**items)
+        self.checkpoint = tf.train.Checkpoint(variables=named_variables(model), epoch=self.epoch)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=max_to_keep,
             checkpoint_name="ckpt",
@@ -113,20 +112,57 @@ class RunCheckpoint:
     def latest(self):
         return self.manager.latest_checkpoint
 
-    def restore_latest(self, expect_partial=False):
-        """Restores the newest checkpoint, if any; returns the epoch it was taken at (0 if none)."""
+    def restore_latest(self, model_only=False):
+        """Restores the newest checkpoint, if any; returns the epoch it was taken at (0 if none).
+
+        Every variable of this checkpoint object must be found in the file; with
+        ``model_only`` the file may hold more (optimizer state that inference does not need).
+        """
         if self.latest is None:
             return 0
         status = self.checkpoint.restore(self.latest)
-        if expect_partial:
+        if model_only:
             status.expect_partial()
-        else:
             status.assert_existing_objects_matched()
+        else:
+            status.assert_consumed()
         return int(self.epoch.numpy())
 
     def save(self, epoch):
         self.epoch.assign(epoch)
         return self.manager.save(checkpoint_number=epoch)
+
+
+NETWORKS = ("mapping_f", "generator", "encoder", "mapping_d",
+            "mapping_f_ema", "generator_ema", "encoder_ema")
+
+
+def named_variables(model):
+    """{checkpoint key: tf.Variable} for the model's state and, once compiled, its optimizers'.
+
+    Keys name the network by its attribute (``model/generator/dense_0/kernel``), whatever the
+    Keras names of the model and networks are; optimizer variables are keyed by their position
+    in the optimizer, which follows the fixed order of the networks' variables.
+
+    Raises:
+        ValueError: two variables map to the same key.
+    """
+    entries = [("model/step", model.step), ("model/w_avg", model.w_avg)]
+    for attribute in NETWORKS:
+        for variable in getattr(model, attribute).weights:
+            inner_path = variable.path.split("/", 1)[1]  # drop the network's own name
+            entries.append((f"model/{attribute}/{inner_path}", variable))
+    for attribute in ("encoder_optimizer", "decoder_optimizer"):
+        optimizer = getattr(model, attribute)
+        if optimizer is not None:
+            entries += [(f"{attribute}/{i:04d}_{v.name}", v)
+                        for i, v in enumerate(optimizer.variables)]
+    named = {}
+    for key, variable in entries:
+        if key in named:
+            raise ValueError(f"two variables are both named {key!r}")
+        named[key] = variable.value if isinstance(variable, keras.Variable) else variable
+    return named
 
 
 def load_trained_model(run_dir):
@@ -142,7 +178,7 @@ def load_trained_model(run_dir):
     checkpoint = RunCheckpoint(model, run_dir)
     if checkpoint.latest is None:
         raise UsageError(f"{run_dir!r} has no checkpoint yet; train at least one epoch first")
-    epoch = checkpoint.restore_latest(expect_partial=True)
+    epoch = checkpoint.restore_latest(model_only=True)
     return model, preset, settings, epoch
 
 
