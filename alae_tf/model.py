@@ -152,6 +152,10 @@ class ALAE(keras.Model):
         self.encoder_optimizer.build(self.encoder_variables)
         self.decoder_optimizer.build(self.decoder_variables)
 
+    def get_compile_config(self):
+        # Optimizers are set up by compile() itself; a loaded model is compiled by the caller.
+        return None
+
     @property
     def encoder_variables(self):
         """Trainable variables of the discriminator side, E and D."""
