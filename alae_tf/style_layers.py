@@ -503,3 +503,34 @@ class Downsample2x(keras.layers.Layer):
             _half(input_shape[2]),
             input_shape[3],
         )
+
+
+@keras.saving.register_keras_serializable(package="alae_tf")
+class Bias(keras.layers.Layer):
+    """Adds a learned per-channel bias (zeros at init), scaled by ``lr_mul``.
+
+    StyleALAE adds its biases after blur and noise, so they cannot live in the convolution:
+    a blur with zero padding would change a bias near the borders.
+
+    Args:
+        lr_mul: learning-rate multiplier of the bias.
+
+    Reference: ALAE_SPEC.md section 5 ("noise -> bias -> LeakyReLU").
+    """
+
+    def __init__(self, lr_mul=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.lr_mul = float(lr_mul)
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(name="bias", shape=(int(input_shape[-1]),),
+                                    initializer="zeros")
+
+    def call(self, x):
+        return x + ops.cast(self.bias * self.lr_mul, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "lr_mul": self.lr_mul}
