@@ -8,6 +8,8 @@ from alae_tf import losses
 
 # Salts that give every random draw of a training step its own stateless seed.
 _SALT_D_STEP, _SALT_G_STEP, _SALT_LATENT_STEP = 1, 2, 3
+_SALT_MIX_Z, _SALT_MIX_DRAW = 4, 5
+_SALTS_PER_STEP = 8
 
 
 def _assign_synced(variables, values):
@@ -58,6 +60,16 @@ class ALAE(keras.Model):
         w_avg_decay: decay of the running average w (0.995 per generation).
         seed: seed of every random draw of training (z); a step's draws depend only on the
             seed and the step counter, so a resumed run continues the same noise sequence.
+        style_mixing_prob: probability that a generated batch of a progressive (StyleALAE)
+            generator mixes two w at a random crossover slot (discriminator and generator
+            steps only); ignored by single-style generators.
+        truncation_cutoff: style slots that truncation pulls toward the average w (the
+            first 8 in StyleGAN); single-style generators truncate their one w.
+
+    Networks with a ``blocks`` attribute (the StyleALAE ladders) grow progressively: they take
+    the level of detail and the fade-in weight, which live in the variables ``lod`` and
+    ``alpha`` (set them with ``set_lod`` and ``alpha.assign``); real images are brought to the
+    level's resolution and faded in the same way.
 
     Reference: Pidhorskyi et al., "Adversarial Latent Autoencoders", CVPR 2020, Algorithm 1;
     ALAE_SPEC.md section 2.
@@ -73,6 +85,8 @@ class ALAE(keras.Model):
         ema_half_life=10_000.0,
         w_avg_decay=0.995,
         seed=0,
+        style_mixing_prob=0.9,
+        truncation_cutoff=8,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -84,8 +98,13 @@ class ALAE(keras.Model):
         self.ema_half_life = float(ema_half_life)
         self.w_avg_decay = float(w_avg_decay)
         self.seed = int(seed)
+        self.style_mixing_prob = float(style_mixing_prob)
+        self.truncation_cutoff = int(truncation_cutoff)
         self.latent_dim = mapping_f.latent_dim
         self.image_shape = tuple(generator.image_shape)
+        self.progressive = hasattr(generator, "blocks")
+        self.num_styles = getattr(generator, "num_styles", 0)
+        self.max_lod = generator.blocks - 1 if self.progressive else 0
 
         for network in (mapping_f, generator, encoder, mapping_d):
             if not network.built:  # deserialised networks arrive built
@@ -105,6 +124,18 @@ class ALAE(keras.Model):
             name="w_avg", shape=(self.latent_dim,), initializer="zeros", trainable=False,
             aggregation="only_first_replica",
         )
+        # Progressive growing: level of detail and fade-in weight (full size, no fade).
+        self.lod = self.add_weight(
+            name="lod", shape=(), dtype="int64", trainable=False,
+            initializer=keras.initializers.Constant(self.max_lod),
+            aggregation="only_first_replica",
+        )
+        self.alpha = self.add_weight(
+            name="alpha", shape=(), initializer="ones", trainable=False,
+            aggregation="only_first_replica",
+        )
+        # The lod fixes tensor shapes, so traced functions read this Python copy of it.
+        self._traced_lod = self.max_lod
 
         self.loss_trackers = {
             name: keras.metrics.Mean(name=name)
@@ -125,6 +156,8 @@ class ALAE(keras.Model):
             ema_half_life=self.ema_half_life,
             w_avg_decay=self.w_avg_decay,
             seed=self.seed,
+            style_mixing_prob=self.style_mixing_prob,
+            truncation_cutoff=self.truncation_cutoff,
         )
         return config
 
@@ -152,6 +185,20 @@ class ALAE(keras.Model):
         self.encoder_optimizer.build(self.encoder_variables)
         self.decoder_optimizer.build(self.decoder_variables)
 
+    def reset_optimizers(self, learning_rate):
+        """Zeroes both optimizers' state (moments, step counts) and sets their learning rate.
+
+        Progressive growing starts every level of detail with fresh optimizer state.
+        """
+        for optimizer in (self.encoder_optimizer, self.decoder_optimizer):
+            for variable in optimizer.variables:
+                variable.assign(ops.zeros_like(variable))
+        self.set_learning_rate(learning_rate)
+
+    def set_learning_rate(self, learning_rate):
+        for optimizer in (self.encoder_optimizer, self.decoder_optimizer):
+            optimizer.learning_rate = learning_rate
+
     def get_compile_config(self):
         # Optimizers are set up by compile() itself; a loaded model is compiled by the caller.
         return None
@@ -172,9 +219,57 @@ class ALAE(keras.Model):
 
     # ------------------------------------------------------------------ inference
 
+    # ------------------------------------------------------------------ progressive growing
+
+    @property
+    def current_lod(self):
+        """The level of detail in use (the variable when eager, its Python copy when traced)."""
+        if self.progressive and tf.executing_eagerly():
+            self._traced_lod = int(self.lod.numpy())
+        return self._traced_lod
+
+    def set_lod(self, lod):
+        """Moves to level of detail ``lod`` (resolution 4 * 2^lod); traced steps are redone."""
+        lod = int(lod)
+        if not 0 <= lod <= self.max_lod:
+            raise ValueError(f"lod must be in [0, {self.max_lod}], got {lod}")
+        self.lod.assign(lod)
+        self._traced_lod = lod
+        self.train_function = None  # the step's shapes depend on the lod: trace it again
+
+    @property
+    def resolution(self):
+        """Side of the images at the current level of detail."""
+        return 4 * 2**self.current_lod if self.progressive else self.image_shape[0]
+
+    def _grow_kwargs(self):
+        return {"lod": self.current_lod, "alpha": self.alpha} if self.progressive else {}
+
+    def _run_generator(self, generator, w):
+        return generator(w, **self._grow_kwargs())
+
+    def _run_encoder(self, encoder, x):
+        return encoder(x, **self._grow_kwargs())
+
+    def real_at_lod(self, x):
+        """Real images [N, R, R, C] at the current level: average-pooled to 4 * 2^lod and,
+        during a fade-in, alpha * x + (1 - alpha) * upsample(avgpool(x))."""
+        if not self.progressive:
+            return x
+        factor = self.image_shape[0] // self.resolution
+        if factor > 1:
+            x = tf.nn.avg_pool2d(x, factor, factor, "VALID")
+        if self.current_lod == 0:
+            return x
+        coarse = tf.nn.avg_pool2d(x, 2, 2, "VALID")
+        coarse = tf.repeat(tf.repeat(coarse, 2, axis=1), 2, axis=2)  # nearest upsample
+        return coarse + self.alpha * (x - coarse)
+
+    # ------------------------------------------------------------------ inference
+
     def call(self, x, training=False):
         """Reconstructs a batch of images with the training networks: G(E(x))."""
-        return self.generator(self.encoder(x))
+        return self._run_generator(self.generator, self._run_encoder(self.encoder, x))
 
     def _nets(self, use_ema):
         if use_ema:
@@ -182,12 +277,12 @@ class ALAE(keras.Model):
         return self.mapping_f, self.generator, self.encoder
 
     def encode(self, x, use_ema=True):
-        """Images [N, H, W, C] -> latent codes w [N, latent]."""
-        return self._nets(use_ema)[2](x)
+        """Images [N, H, W, C] (at the current level's resolution) -> latent codes [N, latent]."""
+        return self._run_encoder(self._nets(use_ema)[2], x)
 
     def decode(self, w, use_ema=True):
-        """Latent codes w [N, latent] -> images [N, H, W, C]."""
-        return self._nets(use_ema)[1](w)
+        """Latent codes w [N, latent] (or per style slot [N, slots, latent]) -> images."""
+        return self._run_generator(self._nets(use_ema)[1], w)
 
     def generate(self, z, truncation_psi=1.0, use_ema=True):
         """Prior samples z [N, latent] -> images, with optional truncation toward the mean w.
@@ -200,8 +295,14 @@ class ALAE(keras.Model):
         mapping_f, generator, _ = self._nets(use_ema)
         w = mapping_f(z)
         if truncation_psi != 1.0:
-            w = self.w_avg + truncation_psi * (w - self.w_avg)
-        return generator(w)
+            truncated = self.w_avg + truncation_psi * (w - self.w_avg)
+            if self.num_styles:
+                # Only the first (coarse) slots are truncated, as in StyleGAN.
+                slots = tf.range(self.num_styles)[None, :, None]
+                w = tf.where(slots < self.truncation_cutoff, truncated[:, None], w[:, None])
+            else:
+                w = truncated
+        return self._run_generator(generator, w)
 
     def reconstruct(self, x, use_ema=True):
         """Images -> G(E(x))."""
@@ -216,7 +317,7 @@ class ALAE(keras.Model):
         t = ops.reshape(ops.linspace(0.0, 1.0, num_steps), (1, num_steps, 1))
         w = w_a[:, None, :] + t * (w_b - w_a)[:, None, :]  # [N, steps, latent]
         images = self.decode(ops.reshape(w, (-1, self.latent_dim)), use_ema)
-        return ops.reshape(images, (-1, num_steps, *self.image_shape))
+        return ops.reshape(images, (-1, num_steps, *images.shape[1:]))
 
     # ------------------------------------------------------------------ training
 
@@ -230,7 +331,7 @@ class ALAE(keras.Model):
         replica = context.replica_id_in_sync_group if context is not None else 0
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         local_batch = global_batch // replicas
-        seed = tf.stack([tf.constant(self.seed, tf.int64), self.step * 4 + salt])
+        seed = tf.stack([tf.constant(self.seed, tf.int64), self.step * _SALTS_PER_STEP + salt])
         z = tf.random.stateless_normal((global_batch, self.latent_dim), seed=seed)
         return z[replica * local_batch:(replica + 1) * local_batch]
 
@@ -246,8 +347,29 @@ class ALAE(keras.Model):
         _assign_synced([self.w_avg], [new_avg])
         return w
 
+    def _mixed_styles(self, w, global_batch):
+        """Style mixing: with probability p, slots from a random crossover on take a second w.
+
+        w [N, latent] -> [N, slots, latent]. The crossover is drawn uniformly from
+        [1, 2 * (lod + 1)] as a tensor, so one traced step serves every draw.
+        """
+        w2 = tf.stop_gradient(self._map(self._sample_z(global_batch, _SALT_MIX_Z)))
+        seed = tf.stack([tf.constant(self.seed, tf.int64),
+                         self.step * _SALTS_PER_STEP + _SALT_MIX_DRAW])
+        draws = tf.random.stateless_uniform((2,), seed=seed)
+        active = 2 * (self.current_lod + 1)
+        crossover = 1 + tf.cast(draws[1] * active, tf.int32)  # draws in [0, 1)
+        crossover = tf.where(draws[0] < self.style_mixing_prob, crossover, self.num_styles)
+        slots = tf.range(self.num_styles)[None, :, None]
+        return tf.where(slots < crossover, w[:, None], w2[:, None])
+
+    def _generate_for_training(self, w, global_batch):
+        if self.num_styles and self.style_mixing_prob > 0:
+            w = self._mixed_styles(w, global_batch)
+        return self._run_generator(self.generator, w)
+
     def _discriminate(self, x):
-        return self.mapping_d(self.encoder(x))
+        return self.mapping_d(self._run_encoder(self.encoder, x))
 
     def real_logits_and_r1(self, x):
         """D(E(x)) for real images and the per-example R1 penalty (gamma/2) ||dD(E(x))/dx||^2."""
@@ -264,23 +386,24 @@ class ALAE(keras.Model):
         Returns the per-example adversarial loss and R1 penalty of this replica's batch.
         """
         w_fake = tf.stop_gradient(self._map(self._sample_z(global_batch, _SALT_D_STEP)))
-        x_fake = tf.stop_gradient(self.generator(w_fake))
+        x_fake = tf.stop_gradient(self._generate_for_training(w_fake, global_batch))
         with tf.GradientTape() as tape:
             real_logits, r1 = self.real_logits_and_r1(x)
             adversarial = losses.discriminator_loss(real_logits, self._discriminate(x_fake))
             loss = _global_mean(adversarial + r1, global_batch)
         grads = tape.gradient(loss, self.encoder_variables)
-        self.encoder_optimizer.apply(grads, self.encoder_variables)
+        _apply(self.encoder_optimizer, grads, self.encoder_variables)
         return adversarial, r1
 
     def generator_step(self, global_batch):
         """Step 2: F and G learn to fool D o E, which stay fixed. Returns per-example losses."""
         with tf.GradientTape() as tape:
             w = self._map(self._sample_z(global_batch, _SALT_G_STEP))
-            per_example = losses.generator_loss(self._discriminate(self.generator(w)))
+            fake = self._generate_for_training(w, global_batch)
+            per_example = losses.generator_loss(self._discriminate(fake))
             loss = _global_mean(per_example, global_batch)
         grads = tape.gradient(loss, self.decoder_variables)
-        self.decoder_optimizer.apply(grads, self.decoder_variables)
+        _apply(self.decoder_optimizer, grads, self.decoder_variables)
         return per_example
 
     def latent_step(self, global_batch):
@@ -293,17 +416,19 @@ class ALAE(keras.Model):
         variables = encoder_variables + self.decoder_variables
         with tf.GradientTape() as tape:
             w = self._map(self._sample_z(global_batch, _SALT_LATENT_STEP))
-            w_rec = self.encoder(self.generator(w))
+            # No style mixing here: the target is the one w that made the image.
+            w_rec = self._run_encoder(self.encoder, self._run_generator(self.generator, w))
             per_example = losses.latent_reconstruction_loss(tf.stop_gradient(w), w_rec)
             loss = _global_mean(per_example, global_batch)
         grads = tape.gradient(loss, variables)
-        self.encoder_optimizer.apply(grads[: len(encoder_variables)], encoder_variables)
-        self.decoder_optimizer.apply(grads[len(encoder_variables):], self.decoder_variables)
+        _apply(self.encoder_optimizer, grads[: len(encoder_variables)], encoder_variables)
+        _apply(self.decoder_optimizer, grads[len(encoder_variables):], self.decoder_variables)
         return per_example
 
     def train_step(self, data):
         """One ALAE iteration (Algorithm 1 of the paper): the three updates, then EMA."""
         x = data[0] if isinstance(data, (tuple, list)) else data  # [N, H, W, C]; labels unused
+        x = self.real_at_lod(x)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         global_batch = tf.shape(x)[0] * replicas
 
@@ -335,6 +460,12 @@ class ALAE(keras.Model):
                 values.append(src + beta * (dst - src))  # lerp(src, ema, beta)
         _assign_synced(targets, values)
 
+
+
+def _apply(optimizer, grads, variables):
+    # Blocks above the current level of detail get no gradient: leave them out, quietly.
+    pairs = [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
+    optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
 
 
 def _global_mean(per_example, global_batch):

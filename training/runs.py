@@ -147,7 +147,8 @@ def named_variables(model):
     Raises:
         ValueError: two variables map to the same key.
     """
-    entries = [("model/step", model.step), ("model/w_avg", model.w_avg)]
+    entries = [("model/step", model.step), ("model/w_avg", model.w_avg),
+               ("model/lod", model.lod), ("model/alpha", model.alpha)]
     for attribute in NETWORKS:
         for variable in getattr(model, attribute).weights:
             inner_path = variable.path.split("/", 1)[1]  # drop the network's own name

@@ -33,9 +33,11 @@ def build_parser():
     parser.add_argument("--steps-per-epoch", type=positive_int, default=None,
                         help="training steps per epoch (default: one pass over the data)")
     parser.add_argument("--batch-size", type=positive_int, default=None,
-                        help="global batch size, split across replicas (default: the preset's)")
+                        help="global batch size, split across replicas, at every level of detail "
+                        "(default: the preset's, per level for StyleALAE)")
     parser.add_argument("--learning-rate", type=positive_float, default=None,
-                        help="learning rate of both Adam optimizers (default: the preset's)")
+                        help="learning rate of both Adam optimizers at every level of detail "
+                        "(default: the preset's)")
     parser.add_argument("--run-dir", default=None,
                         help="where config, checkpoints, logs and samples go "
                         "(default: runs/PRESET)")
@@ -62,12 +64,12 @@ def build_parser():
 def _preset_from_args(args):
     from alae_tf.presets import get_preset
 
-    overrides = {
-        "dataset": args.dataset,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate,
-    }
+    overrides = {"dataset": args.dataset, "epochs": args.epochs}
+    # A flag replaces the preset's per-level schedule with one value for every level.
+    if args.batch_size is not None:
+        overrides.update(batch_size=args.batch_size, lod_batch_sizes=())
+    if args.learning_rate is not None:
+        overrides.update(learning_rate=args.learning_rate, lod_learning_rates=())
     return get_preset(args.preset, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -104,16 +106,16 @@ def train(args):
 
     from alae_tf.data import make_dataset
     from alae_tf.presets import build_model
-    from alae_tf.training.callbacks import CheckpointCallback, ImageGridCallback
+    from alae_tf.training.callbacks import CheckpointCallback, FadeIn, ImageGridCallback
     from alae_tf.training.runs import RunCheckpoint, held_out_images, record_config
 
     # Checks the data settings before anything is written to the run directory.
     _, num_examples = make_dataset(
         preset.dataset, resolution=preset.resolution, channels=preset.channels,
-        batch_size=preset.batch_size, pixel_range=preset.pixel_range, seed=args.seed,
+        batch_size=max(preset.batch_size_at(lod) for lod in range(preset.num_lods)),
+        pixel_range=preset.pixel_range, seed=args.seed,
     )
-    steps_per_epoch = args.steps_per_epoch or num_examples // preset.batch_size
-    record_config(run_dir, preset, {"seed": args.seed, "steps_per_epoch": steps_per_epoch})
+    record_config(run_dir, preset, {"seed": args.seed, "steps_per_epoch": args.steps_per_epoch})
 
     keras.utils.set_random_seed(args.seed)
     strategy = _make_strategy(args.strategy)
@@ -130,28 +132,42 @@ def train(args):
     if initial_epoch:
         print(f"resuming {run_dir} from epoch {initial_epoch} (step {int(model.step.numpy())})")
 
-    # A resumed run draws a fresh, seeded data order: the seed depends on the resume epoch.
-    dataset, _ = make_dataset(
-        preset.dataset, resolution=preset.resolution, channels=preset.channels,
-        batch_size=preset.batch_size, pixel_range=preset.pixel_range,
-        seed=args.seed + initial_epoch, flip=preset.flip,
-    )
-    callbacks = [
-        CheckpointCallback(checkpoint, args.checkpoint_every, final_epoch=preset.epochs),
-        ImageGridCallback(held_out_images(preset, 16), run_dir, preset.pixel_range,
-                          every=args.grid_every, final_epoch=preset.epochs, seed=args.seed),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False),
-    ]
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
-    print(f"training {preset.name} on {preset.dataset} ({num_examples} images): epochs "
-          f"{initial_epoch + 1}..{preset.epochs}, {steps_per_epoch} steps of "
-          f"{preset.batch_size} images, {strategy.num_replicas_in_sync} replica(s); "
-          f"run dir {run_dir}")
-    start = time.time()
-    model.fit(dataset, epochs=preset.epochs, initial_epoch=initial_epoch,
-              steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
+    grid_images = held_out_images(preset, 16)
+    tensorboard = keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False)
+    start, images_seen = time.time(), 0
+    for lod, first, last in lod_segments(preset, initial_epoch):
+        batch_size = preset.batch_size_at(lod)
+        steps_per_epoch = args.steps_per_epoch or num_examples // batch_size
+        if preset.progressive:
+            model.set_lod(lod)
+        if first == initial_epoch and initial_epoch and not _starts_lod(preset, first):
+            model.set_learning_rate(preset.learning_rate_at(lod))  # resumed mid-level
+        else:
+            # A new level starts with fresh optimizer state (as in the reference).
+            model.reset_optimizers(preset.learning_rate_at(lod))
+        # A resumed run draws a fresh, seeded data order: the seed depends on the epoch.
+        dataset, _ = make_dataset(
+            preset.dataset, resolution=preset.resolution, channels=preset.channels,
+            batch_size=batch_size, pixel_range=preset.pixel_range, seed=args.seed + first,
+            flip=preset.flip,
+        )
+        callbacks = [
+            CheckpointCallback(checkpoint, args.checkpoint_every, final_epoch=last),
+            ImageGridCallback(grid_images, run_dir, preset.pixel_range, every=args.grid_every,
+                              final_epoch=last, seed=args.seed),
+            tensorboard,
+        ]
+        if preset.progressive:
+            callbacks.append(FadeIn(preset, lod, steps_per_epoch))
+        growth = (f"level {lod} ({4 * 2**lod} px), " if preset.progressive else "")
+        print(f"training {preset.name} on {preset.dataset} ({num_examples} images): "
+              f"{growth}epochs {first + 1}..{last}, {steps_per_epoch} steps of {batch_size} "
+              f"images, {strategy.num_replicas_in_sync} replica(s); run dir {run_dir}")
+        model.fit(dataset, epochs=last, initial_epoch=first, steps_per_epoch=steps_per_epoch,
+                  callbacks=callbacks, verbose=verbose)
+        images_seen += (last - first) * steps_per_epoch * batch_size
     elapsed = time.time() - start
-    images_seen = (preset.epochs - initial_epoch) * steps_per_epoch * preset.batch_size
 
     final_path = os.path.join(run_dir, "model.keras")
     tmp_path = os.path.join(run_dir, f"model.tmp{os.getpid()}.keras")
@@ -161,6 +177,22 @@ def train(args):
           f"({images_seen / max(elapsed, 1e-9):.0f} images/s). Next: alae-eval {run_dir}; "
           f"alae-sample {run_dir}")
     return 0
+
+
+def _starts_lod(preset, epoch):
+    return epoch == 0 or preset.lod_at_epoch(epoch) != preset.lod_at_epoch(epoch - 1)
+
+
+def lod_segments(preset, initial_epoch):
+    """(lod, first_epoch, end_epoch) runs of epochs that train at one level of detail."""
+    segments = []
+    for epoch in range(initial_epoch, preset.epochs):
+        lod = preset.lod_at_epoch(epoch)
+        if segments and segments[-1][0] == lod:
+            segments[-1][2] = epoch + 1
+        else:
+            segments.append([lod, epoch, epoch + 1])
+    return [tuple(s) for s in segments]
 
 
 def main(argv=None):
