@@ -9,7 +9,8 @@ from alae_tf import losses
 # Salts that give every random draw of a training step its own stateless seed.
 _SALT_D_STEP, _SALT_G_STEP, _SALT_LATENT_STEP = 1, 2, 3
 _SALT_MIX_Z, _SALT_MIX_DRAW = 4, 5
-_SALTS_PER_STEP = 8
+_SALT_NOISE = {_SALT_D_STEP: 6, _SALT_G_STEP: 7, _SALT_LATENT_STEP: 8}
+_SALTS_PER_STEP = 16
 
 
 def _assign_synced(variables, values):
@@ -268,7 +269,13 @@ class ALAE(keras.Model):
     # ------------------------------------------------------------------ inference
 
     def call(self, x, training=False):
-        """Reconstructs a batch of images with the training networks: G(E(x))."""
+        """Reconstructs a batch of images with the training networks: G(E(x)).
+
+        Images larger than the current level's resolution are average-pooled to it first.
+        """
+        if self.progressive and x.shape[1] is not None and x.shape[1] > self.resolution:
+            factor = x.shape[1] // self.resolution
+            x = tf.nn.avg_pool2d(x, factor, factor, "VALID")
         return self._run_generator(self.generator, self._run_encoder(self.encoder, x))
 
     def _nets(self, use_ema):
@@ -321,19 +328,36 @@ class ALAE(keras.Model):
 
     # ------------------------------------------------------------------ training
 
-    def _sample_z(self, global_batch, salt):
-        """This replica's rows of a global [global_batch, latent] draw of N(0, 1).
+    def _step_seed(self, salt):
+        return tf.stack([tf.constant(self.seed, tf.int64), self.step * _SALTS_PER_STEP + salt])
+
+    def _replica_rows(self, global_batch, shape, seed):
+        """This replica's rows of a global [global_batch, *shape] draw of N(0, 1).
 
         Every replica draws the whole global batch from the same stateless seed and keeps its
-        own slice, so N replicas see exactly the z that one replica would on the same batch.
+        own slice, so N replicas see exactly the numbers that one replica would.
         """
         context = tf.distribute.get_replica_context()
         replica = context.replica_id_in_sync_group if context is not None else 0
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         local_batch = global_batch // replicas
-        seed = tf.stack([tf.constant(self.seed, tf.int64), self.step * _SALTS_PER_STEP + salt])
-        z = tf.random.stateless_normal((global_batch, self.latent_dim), seed=seed)
-        return z[replica * local_batch:(replica + 1) * local_batch]
+        values = tf.random.stateless_normal((global_batch, *shape), seed=seed)
+        return values[replica * local_batch:(replica + 1) * local_batch]
+
+    def _sample_z(self, global_batch, salt):
+        """This replica's share of a global batch of z ~ N(0, 1) for step ``salt``."""
+        return self._replica_rows(global_batch, (self.latent_dim,), self._step_seed(salt))
+
+    def _training_noise(self, global_batch, salt):
+        """Per-pixel noise inputs of the generator, drawn from the model's seed (or None)."""
+        if not hasattr(self.generator, "noise_shapes"):
+            return None
+        seed = self._step_seed(_SALT_NOISE[salt])
+        return [
+            self._replica_rows(global_batch, (h, w, 1),
+                               tf.random.experimental.stateless_fold_in(seed, i))
+            for i, (h, w) in enumerate(self.generator.noise_shapes(self.current_lod))
+        ]
 
     def _map(self, z):
         """w = F(z), and the running average w moves toward this batch's mean w."""
@@ -354,19 +378,19 @@ class ALAE(keras.Model):
         [1, 2 * (lod + 1)] as a tensor, so one traced step serves every draw.
         """
         w2 = tf.stop_gradient(self._map(self._sample_z(global_batch, _SALT_MIX_Z)))
-        seed = tf.stack([tf.constant(self.seed, tf.int64),
-                         self.step * _SALTS_PER_STEP + _SALT_MIX_DRAW])
-        draws = tf.random.stateless_uniform((2,), seed=seed)
+        draws = tf.random.stateless_uniform((2,), seed=self._step_seed(_SALT_MIX_DRAW))
         active = 2 * (self.current_lod + 1)
         crossover = 1 + tf.cast(draws[1] * active, tf.int32)  # draws in [0, 1)
         crossover = tf.where(draws[0] < self.style_mixing_prob, crossover, self.num_styles)
         slots = tf.range(self.num_styles)[None, :, None]
         return tf.where(slots < crossover, w[:, None], w2[:, None])
 
-    def _generate_for_training(self, w, global_batch):
-        if self.num_styles and self.style_mixing_prob > 0:
+    def _generate_for_training(self, w, global_batch, salt, mixing=True):
+        if mixing and self.num_styles and self.style_mixing_prob > 0:
             w = self._mixed_styles(w, global_batch)
-        return self._run_generator(self.generator, w)
+        noise = self._training_noise(global_batch, salt)
+        kwargs = {"noise": noise} if noise is not None else {}
+        return self.generator(w, **self._grow_kwargs(), **kwargs)
 
     def _discriminate(self, x):
         return self.mapping_d(self._run_encoder(self.encoder, x))
@@ -386,7 +410,7 @@ class ALAE(keras.Model):
         Returns the per-example adversarial loss and R1 penalty of this replica's batch.
         """
         w_fake = tf.stop_gradient(self._map(self._sample_z(global_batch, _SALT_D_STEP)))
-        x_fake = tf.stop_gradient(self._generate_for_training(w_fake, global_batch))
+        x_fake = tf.stop_gradient(self._generate_for_training(w_fake, global_batch, _SALT_D_STEP))
         with tf.GradientTape() as tape:
             real_logits, r1 = self.real_logits_and_r1(x)
             adversarial = losses.discriminator_loss(real_logits, self._discriminate(x_fake))
@@ -399,7 +423,7 @@ class ALAE(keras.Model):
         """Step 2: F and G learn to fool D o E, which stay fixed. Returns per-example losses."""
         with tf.GradientTape() as tape:
             w = self._map(self._sample_z(global_batch, _SALT_G_STEP))
-            fake = self._generate_for_training(w, global_batch)
+            fake = self._generate_for_training(w, global_batch, _SALT_G_STEP)
             per_example = losses.generator_loss(self._discriminate(fake))
             loss = _global_mean(per_example, global_batch)
         grads = tape.gradient(loss, self.decoder_variables)
@@ -417,7 +441,8 @@ class ALAE(keras.Model):
         with tf.GradientTape() as tape:
             w = self._map(self._sample_z(global_batch, _SALT_LATENT_STEP))
             # No style mixing here: the target is the one w that made the image.
-            w_rec = self._run_encoder(self.encoder, self._run_generator(self.generator, w))
+            fake = self._generate_for_training(w, global_batch, _SALT_LATENT_STEP, mixing=False)
+            w_rec = self._run_encoder(self.encoder, fake)
             per_example = losses.latent_reconstruction_loss(tf.stop_gradient(w), w_rec)
             loss = _global_mean(per_example, global_batch)
         grads = tape.gradient(loss, variables)

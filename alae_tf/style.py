@@ -137,6 +137,11 @@ class StyleGenerator(keras.Model):
             previous = filters
         self.built = True
 
+    def noise_shapes(self, lod=None):
+        """(H, W) of the noise of each half block used at ``lod``: 2 * (lod + 1) entries."""
+        lod = _check_lod(lod, self.blocks)
+        return [(4 * 2**i, 4 * 2**i) for i in range(lod + 1) for _ in range(2)]
+
     def _half(self, x, slot, w, noise):
         x = self.noises[slot](x, noise)
         x = self.activation(self.biases[slot](x))

@@ -196,3 +196,51 @@ def test_resuming_with_other_settings_is_refused(capsys, tmp_path):
     assert code == 2
     err = capsys.readouterr().err
     assert "learning_rate" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_style_preset_grows_then_evaluates_and_samples(tmp_path):
+    run_dir = tmp_path / "style"
+    command = [_script("alae-train"), "--preset", "mnist_style_small", "--steps-per-epoch", "2",
+               "--batch-size", "8", "--grid-every", "5", "--verbose", "2", "--run-dir",
+               str(run_dir)]
+    # mnist_style_small moves up a level every 4 epochs: epoch 5 fades in 8 px.
+    result = _run([*command, "--epochs", "5"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "level 0 (4 px), epochs 1..4" in result.stdout
+    assert "level 1 (8 px), epochs 5..5" in result.stdout
+    grid = Image.open(run_dir / "samples" / "epoch_0005_samples.png")
+    assert grid.size == (8 * 10 + 2, 8 * 10 + 2)  # 8 px images at level 1
+
+    result = _run([_script("alae-eval"), str(run_dir)])
+    assert result.returncode == 2 and "level of detail 1 of 3" in result.stderr
+
+    # Resume up to the full 32 px level, then evaluate and sample.
+    result = _run([*command, "--epochs", "13"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "level 3 (32 px), epochs 13..13" in result.stdout
+    result = _run([_script("alae-eval"), str(run_dir), "--max-train", "300",
+                   "--num-samples", "100", "--classifier-epochs", "1"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["step"] == 26 and 0.0 <= metrics["representation"]["w"]["knn1"] <= 1.0
+    result = _run([_script("alae-sample"), str(run_dir), "--num", "8"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert Image.open(run_dir / "samples" / "interpolations.png").size[1] == 8 * 34 + 2
+
+
+@pytest.mark.slow
+def test_celeba_hq256_trains_on_a_folder_of_rgb_images(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "faces" / "nested"
+    folder.mkdir(parents=True)
+    for i in range(6):
+        pixels = rng.integers(0, 256, size=(40 + i, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"face_{i}.png")
+    run_dir = tmp_path / "run"
+    result = _run([_script("alae-train"), "--preset", "celeba_hq256", "--dataset",
+                   f"folder:{tmp_path / 'faces'}", "--epochs", "1", "--steps-per-epoch", "2",
+                   "--batch-size", "2", "--verbose", "2", "--run-dir", str(run_dir)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "done: epoch 1, step 2" in result.stdout
+    assert "level 0 (4 px)" in result.stdout

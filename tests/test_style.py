@@ -150,3 +150,26 @@ def test_parameter_counts_match_the_architecture_formulas(config):
     e.build()
     assert g.count_params() == _expected_generator_params(*config)
     assert e.count_params() == _expected_encoder_params(*config)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "preset_name",
+    ["mnist_style", "mnist_style_small", "celeba128", "celeba_hq256", "bedroom256", "ffhq1024"],
+)
+def test_dry_run_prints_the_architecture_counts_of_every_preset(preset_name, capsys):
+    from alae_tf.presets import get_preset
+    from alae_tf.training import train
+
+    p = get_preset(preset_name)
+    config = (p.resolution, p.channels, p.latent_dim, p.startf, p.maxf)
+    mapping = p.mapping_layers * (p.latent_dim**2 + p.latent_dim)
+    discriminator = 2 * (p.latent_dim**2 + p.latent_dim) + p.latent_dim * 2 * p.latent_dim + (
+        2 * p.latent_dim)
+    assert train.main(["--preset", preset_name, "--dry-run"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    for name, expected in (("mapping_f", mapping),
+                           ("generator", _expected_generator_params(*config)),
+                           ("encoder", _expected_encoder_params(*config)),
+                           ("mapping_d", discriminator)):
+        assert f"{expected:,d} parameters" in lines[name], (name, expected, lines[name])

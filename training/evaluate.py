@@ -73,6 +73,12 @@ def evaluate(args):
             f"{preset.resolution} px with {preset.channels} channels"
         )
 
+    if model.current_lod != model.max_lod:
+        raise UsageError(
+            f"{args.run_dir!r} is at level of detail {model.current_lod} of {model.max_lod} "
+            f"({model.resolution} px); alae-eval scores full-resolution models: train longer"
+        )
+
     import numpy as np
     import tensorflow as tf
 
