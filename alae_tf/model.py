@@ -273,10 +273,15 @@ class ALAE(keras.Model):
 
         Images larger than the current level's resolution are average-pooled to it first.
         """
+        x = self.pool_to_level(x)
+        return self._run_generator(self.generator, self._run_encoder(self.encoder, x))
+
+    def pool_to_level(self, x):
+        """Average-pools images larger than the current level's resolution down to it."""
         if self.progressive and x.shape[1] is not None and x.shape[1] > self.resolution:
             factor = x.shape[1] // self.resolution
             x = tf.nn.avg_pool2d(x, factor, factor, "VALID")
-        return self._run_generator(self.generator, self._run_encoder(self.encoder, x))
+        return x
 
     def _nets(self, use_ema):
         if use_ema:

@@ -474,8 +474,13 @@ class Upsample2x(keras.layers.Layer):
     """
 
     def call(self, x):
+        # Each pixel repeated into a 2x2 patch. Written as reshape and broadcast rather than a
+        # nearest resize: XLA has no kernel for the resize's gradient, and TF.js has both ops.
         shape = ops.shape(x)
-        return ops.image.resize(x, (2 * shape[1], 2 * shape[2]), interpolation="nearest")
+        h, w, c = shape[1], shape[2], x.shape[3]
+        patches = ops.broadcast_to(ops.reshape(x, (-1, h, 1, w, 1, c)),
+                                   (shape[0], h, 2, w, 2, c))
+        return ops.reshape(patches, (-1, 2 * h, 2 * w, c))
 
     def compute_output_shape(self, input_shape):
         return (

@@ -136,6 +136,9 @@ def test_train_eval_sample_end_to_end(tmp_path):
     assert 0.0 <= metrics["samples"]["confident_fraction"] <= 1.0
     assert "1-NN" in result.stdout
 
+    result = _run([_script("alae-sample"), str(run_dir), "--mix"])
+    assert result.returncode == 2 and "needs a StyleALAE model" in result.stderr
+
     out_dir = tmp_path / "grids"
     result = _run([_script("alae-sample"), str(run_dir), "--num", "16", "--out-dir",
                    str(out_dir), "--truncation-psi", "0.7"])
@@ -224,9 +227,14 @@ def test_style_preset_grows_then_evaluates_and_samples(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["step"] == 26 and 0.0 <= metrics["representation"]["w"]["knn1"] <= 1.0
-    result = _run([_script("alae-sample"), str(run_dir), "--num", "8"])
+    result = _run([_script("alae-sample"), str(run_dir), "--num", "8", "--mix",
+                   "--direction", "mnist:3", "mnist:8"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert Image.open(run_dir / "samples" / "interpolations.png").size[1] == 8 * 34 + 2
+    assert Image.open(run_dir / "samples" / "mixing.png").size == (7 * 34 + 2, 7 * 34 + 2)
+    assert Image.open(run_dir / "samples" / "direction.png").size == (8 * 34 + 2, 8 * 34 + 2)
+    result = _run([_script("alae-sample"), str(run_dir), "--direction", "mnist:x", "mnist:8"])
+    assert result.returncode == 2 and "mnist:0 .. mnist:9" in result.stderr
 
 
 @pytest.mark.slow

@@ -2,7 +2,13 @@
 
 import os
 
-from alae_tf.training.cli import ArgumentParser, positive_int, run_main, unit_interval
+from alae_tf.training.cli import (
+    ArgumentParser,
+    UsageError,
+    positive_int,
+    run_main,
+    unit_interval,
+)
 
 
 def build_parser():
@@ -16,6 +22,15 @@ def build_parser():
     parser.add_argument("--interpolation-steps", type=positive_int, default=10,
                         help="images per interpolation row, ends included (default: 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of z (default: 0)")
+    parser.add_argument("--mix", action="store_true",
+                        help="StyleALAE: also write mixing.png, coarse styles (the first "
+                        "--mix-crossover slots) from one real image and fine from another")
+    parser.add_argument("--mix-crossover", type=positive_int, default=4,
+                        help="style slots taken from the coarse image (default: 4)")
+    parser.add_argument("--direction", nargs=2, metavar=("SET_A", "SET_B"), default=None,
+                        help="also write direction.png: held-out images moved along "
+                        "mean E(SET_B) - mean E(SET_A) in W; a set is 'mnist:DIGIT' (embedded "
+                        "training digits of one class) or 'folder:PATH'")
     parser.add_argument("--out-dir", default=None,
                         help="where the PNGs go (default: RUN_DIR/samples)")
     return parser
@@ -34,7 +49,7 @@ def sample(args):
 
     z = tf.random.stateless_normal((args.num, model.latent_dim), seed=(args.seed, 1))
     samples = np.asarray(model.generate(z, truncation_psi=args.truncation_psi))
-    real = held_out_images(preset, 32)
+    real = np.asarray(model.pool_to_level(held_out_images(preset, 32)))
     reconstructions = np.asarray(model.reconstruct(real))
     # Interpolate between consecutive pairs of the held-out images: 8 rows.
     pairs = real[:16].reshape(8, 2, *real.shape[1:])
@@ -48,12 +63,92 @@ def sample(args):
                                            ncols=args.interpolation_steps,
                                            pixel_range=preset.pixel_range),
     }
+    if args.mix:
+        grids["mixing"] = _mixing_grid(model, real[:6], real[6:12], args.mix_crossover,
+                                       preset.pixel_range)
+    if args.direction:
+        grids["direction"] = _direction_grid(model, preset, real[:8], *args.direction)
     for name, grid in grids.items():
         path = os.path.join(out_dir, f"{name}.png")
         images.save_png(path, grid)
         print(f"wrote {path} ({grid.shape[1]}x{grid.shape[0]})")
     print(f"(epoch {epoch}; EMA networks; truncation psi {args.truncation_psi})")
     return 0
+
+
+def _mixing_grid(model, coarse, fine, crossover, pixel_range):
+    """Row i, column j: G(coarse slots of E(coarse_i), fine slots of E(fine_j)).
+
+    The first row shows the fine-style sources, the first column the coarse-style sources.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from alae_tf import images
+
+    if not model.num_styles:
+        raise UsageError("--mix needs a StyleALAE model (one w per style slot)")
+    if not 1 <= crossover < model.num_styles:
+        raise UsageError(f"--mix-crossover must be in [1, {model.num_styles - 1}]")
+    coarse, fine = model.pool_to_level(coarse), model.pool_to_level(fine)
+    w_coarse, w_fine = model.encode(coarse), model.encode(fine)
+    slots = tf.range(model.num_styles)[None, None, :, None]
+    w = tf.where(slots < crossover, w_coarse[:, None, None], w_fine[None, :, None])
+    n_coarse, n_fine = w.shape[0], w.shape[1]
+    mixed = np.asarray(model.decode(tf.reshape(w, (-1, model.num_styles, model.latent_dim))))
+    mixed = mixed.reshape(n_coarse, n_fine, *mixed.shape[1:])
+    blank = np.full_like(np.asarray(coarse[:1]), pixel_range[0])
+    rows = [np.concatenate([blank, np.asarray(fine)])]
+    rows += [np.concatenate([np.asarray(coarse[i:i + 1]), mixed[i]]) for i in range(n_coarse)]
+    return images.make_grid(np.concatenate(rows), ncols=n_fine + 1, pixel_range=pixel_range)
+
+
+def _image_set(spec, preset, model, limit=256):
+    """Real images of a labelled set: 'mnist:DIGIT' or 'folder:PATH', at the model's level."""
+    import numpy as np
+
+    from alae_tf.data import load_embedded_mnist, make_dataset
+
+    if spec.startswith("mnist:"):
+        digit = spec.split(":", 1)[1]
+        if not digit.isdigit() or not 0 <= int(digit) <= 9:
+            raise UsageError(f"--direction set {spec!r}: expected mnist:0 .. mnist:9")
+        if preset.channels != 1 or preset.resolution not in (28, 32):
+            raise UsageError(f"--direction set {spec!r} needs an MNIST model")
+        digits, labels = load_embedded_mnist("train")
+        x = digits[labels == int(digit)][:limit].astype(np.float32)[..., None] / 255.0
+        pad = (preset.resolution - 28) // 2
+        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        low, high = preset.pixel_range
+        x = low + (high - low) * x
+    elif spec.startswith("folder:"):
+        dataset, count = make_dataset(
+            spec, resolution=preset.resolution, channels=preset.channels, batch_size=1,
+            pixel_range=preset.pixel_range, shuffle=False, repeat=False)
+        x = np.concatenate([np.asarray(b) for b in dataset.take(limit)])
+    else:
+        raise UsageError(f"--direction set {spec!r}: use mnist:DIGIT or folder:PATH")
+    return model.pool_to_level(x)
+
+
+def _direction_grid(model, preset, originals, set_a, set_b, steps=7, strength=1.5):
+    """Each row: one held-out image's w moved by t * (mean E(B) - mean E(A)), t in [0, 1.5]."""
+    import numpy as np
+    import tensorflow as tf
+
+    from alae_tf import images
+
+    w_a = tf.reduce_mean(model.encode(_image_set(set_a, preset, model)), axis=0)
+    w_b = tf.reduce_mean(model.encode(_image_set(set_b, preset, model)), axis=0)
+    originals = model.pool_to_level(originals)
+    w = model.encode(originals)  # [N, latent]
+    t = tf.reshape(tf.linspace(0.0, strength, steps), (1, steps, 1))
+    moved = w[:, None] + t * (w_b - w_a)[None, None]
+    edited = np.asarray(model.decode(tf.reshape(moved, (-1, model.latent_dim))))
+    edited = edited.reshape(len(originals), steps, *edited.shape[1:])
+    rows = np.concatenate([np.asarray(originals)[:, None], edited], axis=1)
+    return images.make_grid(rows.reshape(-1, *rows.shape[2:]), ncols=steps + 1,
+                            pixel_range=preset.pixel_range)
 
 
 def main(argv=None):
