@@ -14,6 +14,28 @@ from keras import ops
 SQRT2 = math.sqrt(2.0)
 
 
+def add_equalized_weights(layer, kernel_shape):
+    """Creates ``layer.kernel`` and ``layer.bias`` and sets ``layer.weight_scale``.
+
+    The kernel [..., fan_in, units] is drawn from N(0, 1 / lr_mul^2); the bias (when
+    ``layer.use_bias``) starts at zeros; weight_scale = gain * lr_mul / sqrt(fan_in), where
+    fan_in is the product of every kernel dimension but the last. The layer needs the
+    attributes ``gain``, ``lr_mul`` and ``use_bias``.
+    """
+    layer.kernel = layer.add_weight(
+        name="kernel",
+        shape=kernel_shape,
+        initializer=keras.initializers.RandomNormal(stddev=1.0 / layer.lr_mul),
+    )
+    units = kernel_shape[-1]
+    layer.bias = (
+        layer.add_weight(name="bias", shape=(units,), initializer="zeros")
+        if layer.use_bias
+        else None
+    )
+    layer.weight_scale = layer.gain * layer.lr_mul / math.sqrt(math.prod(kernel_shape[:-1]))
+
+
 @keras.saving.register_keras_serializable(package="alae_tf")
 class EqualizedDense(keras.layers.Layer):
     """Fully connected layer with an equalized learning rate.
@@ -38,18 +60,7 @@ class EqualizedDense(keras.layers.Layer):
         self.use_bias = bool(use_bias)
 
     def build(self, input_shape):
-        fan_in = int(input_shape[-1])
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(fan_in, self.units),
-            initializer=keras.initializers.RandomNormal(stddev=1.0 / self.lr_mul),
-        )
-        self.bias = (
-            self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
-            if self.use_bias
-            else None
-        )
-        self.weight_scale = self.gain * self.lr_mul / math.sqrt(fan_in)
+        add_equalized_weights(self, (int(input_shape[-1]), self.units))
 
     def call(self, x):
         y = ops.matmul(x, self.kernel * self.weight_scale)

@@ -9,14 +9,13 @@ Every op on an inference path (conv2d, conv2d_transpose, depthwise_conv2d, neare
 avg_pool, means and rsqrt, tf.random.normal) exports to SavedModel and converts to TF.js.
 """
 
-import math
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from alae_tf.layers import SQRT2, EqualizedDense
+from alae_tf.layers import SQRT2, EqualizedDense, add_equalized_weights
 
 # [1, 2, 1] is the binomial approximation of a Gaussian; the outer product, normalised to sum
 # 1, keeps the mean intensity of an image. Symmetric, so correlation and convolution agree.
@@ -104,19 +103,8 @@ class EqualizedConv2D(keras.layers.Layer):
         self.use_bias = bool(use_bias)
 
     def build(self, input_shape):
-        channels_in = int(input_shape[-1])
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(self.kernel_size, self.kernel_size, channels_in, self.filters),
-            initializer=keras.initializers.RandomNormal(stddev=1.0 / self.lr_mul),
-        )
-        self.bias = (
-            self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
-            if self.use_bias
-            else None
-        )
-        fan_in = self.kernel_size * self.kernel_size * channels_in
-        self.weight_scale = self.gain * self.lr_mul / math.sqrt(fan_in)
+        k = self.kernel_size
+        add_equalized_weights(self, (k, k, int(input_shape[-1]), self.filters))
 
     def call(self, x):
         y = ops.conv(x, self.kernel * self.weight_scale, strides=self.strides, padding=self.padding)
@@ -163,18 +151,7 @@ class _FusedConv3x3(keras.layers.Layer):
         self.use_bias = bool(use_bias)
 
     def build(self, input_shape):
-        channels_in = int(input_shape[-1])
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(3, 3, channels_in, self.filters),
-            initializer=keras.initializers.RandomNormal(stddev=1.0 / self.lr_mul),
-        )
-        self.bias = (
-            self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
-            if self.use_bias
-            else None
-        )
-        self.weight_scale = self.gain * self.lr_mul / math.sqrt(3 * 3 * channels_in)
+        add_equalized_weights(self, (3, 3, int(input_shape[-1]), self.filters))
 
     def _add_bias(self, y):
         return y if self.bias is None else y + self.bias * self.lr_mul
