@@ -38,3 +38,15 @@ def tiny_model(seed=0, image_shape=(8, 8, 1), latent_dim=8, **alae_kwargs):
 @pytest.fixture
 def make_tiny_model():
     return tiny_model
+
+
+@pytest.fixture(scope="session")
+def two_replica_strategy():
+    """One MirroredStrategy over the two logical CPUs, shared by the whole session.
+
+    A second MirroredStrategy in the same process reuses collective instance keys and aborts
+    with a shape mismatch, so every test shares this one.
+    """
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    return strategy

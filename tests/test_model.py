@@ -139,15 +139,13 @@ def _fit_one_step(model, x, jit_compile=False):
     model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
 
 
-def test_two_replicas_match_one_replica(make_tiny_model):
+def test_two_replicas_match_one_replica(make_tiny_model, two_replica_strategy):
     x = _images(8, seed=7)
     single = make_tiny_model(seed=4)
     initial = single.get_weights()
     _fit_one_step(single, x)
 
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert strategy.num_replicas_in_sync == 2
-    with strategy.scope():
+    with two_replica_strategy.scope():
         mirrored = make_tiny_model(seed=4)
         mirrored.set_weights(initial)
         _fit_one_step(mirrored, x)

@@ -111,7 +111,7 @@ def test_training_noise_comes_from_the_model_seed():
         (4, 4, 4, 1), (4, 4, 4, 1), (4, 8, 8, 1), (4, 8, 8, 1), (4, 16, 16, 1), (4, 16, 16, 1)]
 
 
-def test_two_replicas_match_one_replica_during_a_fade():
+def test_two_replicas_match_one_replica_during_a_fade(two_replica_strategy):
     x = _images(8, seed=7)
     single = tiny_style_model(seed=4)
     initial = single.get_weights()
@@ -126,8 +126,7 @@ def test_two_replicas_match_one_replica_during_a_fade():
         model.fit(tf.data.Dataset.from_tensors(x), epochs=1, steps_per_epoch=1, verbose=0)
 
     one_step(single)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    with strategy.scope():
+    with two_replica_strategy.scope():
         mirrored = tiny_style_model(seed=4)
         mirrored.set_weights(initial)
         one_step(mirrored)
