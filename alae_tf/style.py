@@ -49,8 +49,32 @@ def _check_lod(lod, blocks):
     return lod
 
 
+class _StyleLadder(keras.Model):
+    """What G and E share: the image size, the channel plan's constants and their config."""
+
+    def __init__(self, resolution, channels, latent_dim, startf=32, maxf=256, **kwargs):
+        super().__init__(**kwargs)
+        self.resolution = int(resolution)
+        self.channels = int(channels)
+        self.latent_dim = int(latent_dim)
+        self.startf = int(startf)
+        self.maxf = int(maxf)
+        self.blocks = num_blocks(self.resolution)
+        self.image_shape = (self.resolution, self.resolution, self.channels)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "resolution": self.resolution,
+            "channels": self.channels,
+            "latent_dim": self.latent_dim,
+            "startf": self.startf,
+            "maxf": self.maxf,
+        }
+
+
 @keras.saving.register_keras_serializable(package="alae_tf")
-class StyleGenerator(keras.Model):
+class StyleGenerator(_StyleLadder):
     """G: w -> image through a StyleGAN ladder of AdaIN blocks.
 
     Block i (resolution 4 * 2^i, channels min(maxf, startf * 2^(L-1-i))) has two halves, each
@@ -77,15 +101,8 @@ class StyleGenerator(keras.Model):
     """
 
     def __init__(self, resolution, channels, latent_dim, startf=32, maxf=256, **kwargs):
-        super().__init__(**kwargs)
-        self.resolution = int(resolution)
-        self.channels = int(channels)
-        self.latent_dim = int(latent_dim)
-        self.startf = int(startf)
-        self.maxf = int(maxf)
-        self.blocks = num_blocks(self.resolution)
+        super().__init__(resolution, channels, latent_dim, startf, maxf, **kwargs)
         self.num_styles = 2 * self.blocks
-        self.image_shape = (self.resolution, self.resolution, self.channels)
         self.block_channels = [
             min(self.maxf, self.startf * 2 ** (self.blocks - 1 - i)) for i in range(self.blocks)
         ]
@@ -171,19 +188,9 @@ class StyleGenerator(keras.Model):
         faded = self.upsample(self.to_rgb[lod - 1](previous))
         return faded + ops.cast(alpha, image.dtype) * (image - faded)
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "resolution": self.resolution,
-            "channels": self.channels,
-            "latent_dim": self.latent_dim,
-            "startf": self.startf,
-            "maxf": self.maxf,
-        }
-
 
 @keras.saving.register_keras_serializable(package="alae_tf")
-class StyleEncoder(keras.Model):
+class StyleEncoder(_StyleLadder):
     """E: image -> w as the sum of every block's instance-statistics styles.
 
     Block i reads resolution R / 2^i with channels C_in = min(maxf, startf * 2^i) and writes
@@ -211,14 +218,7 @@ class StyleEncoder(keras.Model):
     """
 
     def __init__(self, resolution, channels, latent_dim, startf=32, maxf=256, **kwargs):
-        super().__init__(**kwargs)
-        self.resolution = int(resolution)
-        self.channels = int(channels)
-        self.latent_dim = int(latent_dim)
-        self.startf = int(startf)
-        self.maxf = int(maxf)
-        self.blocks = num_blocks(self.resolution)
-        self.image_shape = (self.resolution, self.resolution, self.channels)
+        super().__init__(resolution, channels, latent_dim, startf, maxf, **kwargs)
         self.in_channels = [min(self.maxf, self.startf * 2**i) for i in range(self.blocks)]
         self.out_channels = [min(self.maxf, self.startf * 2 ** (i + 1))
                              for i in range(self.blocks)]
@@ -299,13 +299,3 @@ class StyleEncoder(keras.Model):
             features, w_i = self._block(i, features)
             w = w + w_i
         return w
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "resolution": self.resolution,
-            "channels": self.channels,
-            "latent_dim": self.latent_dim,
-            "startf": self.startf,
-            "maxf": self.maxf,
-        }
