@@ -6,11 +6,12 @@ RUN_DIR ?= runs/mnist_mlp
 
 .PHONY: setup train test lint benchmark clean
 
-$(VENV)/.installed: requirements.lock setup.py
+# Exactly the README's set-up sentence. pip stays the one the venv bundles (no upgrade) so CI
+# takes the path a reader takes; pyproject.toml is what makes that pip's `-e .` work.
+$(VENV)/.installed: requirements.lock setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install -r requirements.lock
+	$(BIN)/pip install --no-deps -e .
 	touch $@
 
 setup: $(VENV)/.installed
