@@ -3,9 +3,15 @@
 The main entry points::
 
     from alae_tf.presets import get_preset, build_model
-    model = build_model(get_preset("mnist_mlp"))   # an ALAE keras.Model
+    model = build_model(get_preset("mnist_mlp"))   # an ALAE keras.Model (StyleALAE for "style")
     model.compile()
     model.fit(dataset, ...)
+
+Importing ``alae_tf`` registers every layer, network and model with Keras, so that
+``keras.saving.load_model("RUN/model.keras")`` needs nothing else.
 """
+
+# Imported for their registration with keras.saving (the classes a .keras file names).
+from alae_tf import layers, mapping, mlp, model, style, style_layers, style_model  # noqa: F401
 
 __version__ = "0.1.0"

@@ -1,12 +1,13 @@
 """Named configurations: the reference experiments of the paper, as frozen dataclasses."""
 
 import dataclasses
-import math
 
 from alae_tf.mapping import MappingD, MappingF
 from alae_tf.mlp import MLPEncoder, MLPGenerator
 from alae_tf.model import ALAE
-from alae_tf.style import StyleEncoder, StyleGenerator
+from alae_tf.schedule import ProgressiveSchedule
+from alae_tf.style import StyleEncoder, StyleGenerator, num_blocks
+from alae_tf.style_model import StyleALAE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,24 +72,17 @@ class Preset:
         return self.family == "style"
 
     @property
-    def num_lods(self):
-        return round(math.log2(self.resolution)) - 1 if self.progressive else 1
-
-    def lod_at_epoch(self, epoch):
-        """Level of detail trained during ``epoch`` (0-based): epoch // epochs_per_lod, capped."""
+    def schedule(self):
+        """The run's ``ProgressiveSchedule`` (one level for an MLP-ALAE)."""
         if not self.progressive:
-            return 0
-        return min(epoch // self.epochs_per_lod, self.num_lods - 1)
-
-    def batch_size_at(self, lod):
-        if not self.lod_batch_sizes:
-            return self.batch_size
-        return self.lod_batch_sizes[min(lod, len(self.lod_batch_sizes) - 1)]
-
-    def learning_rate_at(self, lod):
-        if not self.lod_learning_rates:
-            return self.learning_rate
-        return self.lod_learning_rates[min(lod, len(self.lod_learning_rates) - 1)]
+            return ProgressiveSchedule(num_levels=1, epochs_per_level=0, epochs=self.epochs,
+                                       batch_sizes=(self.batch_size,),
+                                       learning_rates=(self.learning_rate,))
+        return ProgressiveSchedule(
+            num_levels=num_blocks(self.resolution), epochs_per_level=self.epochs_per_lod,
+            epochs=self.epochs, batch_sizes=self.lod_batch_sizes or (self.batch_size,),
+            learning_rates=self.lod_learning_rates or (self.learning_rate,),
+        )
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -144,8 +138,9 @@ PRESETS = {
     "bedroom256": Preset(
         name="bedroom256", family="style", resolution=256, channels=3, latent_dim=512,
         mapping_layers=8, pixel_range=(-1.0, 1.0), flip=True, dataset="folder:data/lsun_bedroom",
-        startf=32, maxf=512, epochs_per_lod=2, epochs=20,
-        lod_batch_sizes=(512, 256, 128, 64, 32, 32, 32), lod_learning_rates=(0.0015,),
+        startf=32, maxf=512, epochs_per_lod=2, epochs=112,
+        lod_batch_sizes=(512, 256, 128, 64, 32, 32, 32),
+        lod_learning_rates=(0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002),
         batch_size=32, learning_rate=0.0015,
     ),
     "ffhq1024": Preset(
@@ -172,38 +167,36 @@ def get_preset(name, **overrides):
 
 
 def build_model(preset, seed=0):
-    """Builds the ``ALAE`` model that ``preset`` describes (not compiled)."""
+    """Builds the ALAE (``mlp``) or StyleALAE (``style``) model that ``preset`` describes.
+
+    The model is not compiled.
+    """
+    latent = preset.latent_dim
     if preset.family == "style":
-        image_args = (preset.resolution, preset.channels, preset.latent_dim)
-        return ALAE(
-            mapping_f=MappingF(preset.latent_dim, preset.mapping_layers, name="mapping_f"),
-            generator=StyleGenerator(*image_args, startf=preset.startf, maxf=preset.maxf,
-                                     name="generator"),
-            encoder=StyleEncoder(*image_args, startf=preset.startf, maxf=preset.maxf,
-                                 name="encoder"),
-            mapping_d=MappingD(preset.latent_dim, preset.d_layers,
-                               output_dim=2 * preset.latent_dim,
-                               use_activations=preset.d_activations, name="mapping_d"),
-            r1_gamma=preset.r1_gamma,
-            style_mixing_prob=preset.style_mixing_prob,
-            seed=seed,
-            name="alae",
-        )
-    if preset.family != "mlp":
+        image_args = (preset.resolution, preset.channels, latent)
+        generator = StyleGenerator(*image_args, startf=preset.startf, maxf=preset.maxf,
+                                   name="generator")
+        encoder = StyleEncoder(*image_args, startf=preset.startf, maxf=preset.maxf,
+                               name="encoder")
+        # StyleALAE's D ends in 2 * latent units, of which column 0 is the logit.
+        d_output, model_class, num_styles = 2 * latent, StyleALAE, generator.num_styles
+        extra = {"style_mixing_prob": preset.style_mixing_prob}
+    elif preset.family == "mlp":
+        generator = MLPGenerator(latent, preset.image_shape, preset.hidden_units,
+                                 name="generator")
+        encoder = MLPEncoder(latent, preset.image_shape, preset.hidden_units, name="encoder")
+        d_output, model_class, num_styles, extra = latent, ALAE, 0, {}
+    else:
         raise ValueError(f"preset {preset.name!r}: unknown network family {preset.family!r}")
-    return ALAE(
-        mapping_f=MappingF(preset.latent_dim, preset.mapping_layers, name="mapping_f"),
-        generator=MLPGenerator(
-            preset.latent_dim, preset.image_shape, preset.hidden_units, name="generator"
-        ),
-        encoder=MLPEncoder(
-            preset.latent_dim, preset.image_shape, preset.hidden_units, name="encoder"
-        ),
-        mapping_d=MappingD(
-            preset.latent_dim, preset.d_layers, use_activations=preset.d_activations,
-            name="mapping_d",
-        ),
+    return model_class(
+        mapping_f=MappingF(latent, preset.mapping_layers,
+                           num_styles=num_styles, name="mapping_f"),
+        generator=generator,
+        encoder=encoder,
+        mapping_d=MappingD(latent, preset.d_layers, output_dim=d_output,
+                           use_activations=preset.d_activations, name="mapping_d"),
         r1_gamma=preset.r1_gamma,
         seed=seed,
         name="alae",
+        **extra,
     )

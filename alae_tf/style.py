@@ -1,11 +1,14 @@
 """StyleALAE's image networks: the StyleGAN-like generator G and the style encoder E.
 
-Both are ladders of per-resolution blocks. Block i of G makes resolution 4 * 2^i; block i of E
-reads resolution R / 2^i for output resolution R. Progressive growing runs a prefix of the
-ladder: at level of detail ``lod`` G stops at 4 * 2^lod pixels and E starts there, and during a
-fade-in (``alpha`` < 1) the newest block is blended with the previous level's output.
-``lod`` is a Python int (the shapes depend on it, so each level is its own trace); ``alpha``
-may be a tensor.
+Both are ladders of one block layer per resolution. Block i of G makes resolution 4 * 2^i; the
+encoder's blocks read the same resolutions from the top down. Progressive growing runs a
+prefix of the ladder: at level of detail ``lod`` G stops at 4 * 2^lod pixels and E starts
+there, and during a fade-in (``alpha`` < 1) the newest block is blended with the previous
+level's output. ``lod`` is a Python int (the shapes depend on it, so each level is its own
+trace); ``alpha`` may be a tensor.
+
+Layer names follow the resolution, so checkpoint keys read like
+``generator/block_16x16/conv1/kernel`` and ``encoder/block_8x8/style0/kernel``.
 
 Reference: ALAE paper section 5 (StyleALAE) and ALAE_SPEC.md section 5.
 """
@@ -42,11 +45,178 @@ def num_blocks(resolution):
     return blocks
 
 
-def _check_lod(lod, blocks):
-    lod = blocks - 1 if lod is None else int(lod)
-    if not 0 <= lod < blocks:
-        raise ValueError(f"lod must be in [0, {blocks - 1}], got {lod}")
-    return lod
+def block_name(side):
+    return f"block_{side}x{side}"
+
+
+def _is_full(alpha):
+    """True when ``alpha`` is the Python number 1 (no fade: skip the blend in the graph)."""
+    return isinstance(alpha, float | int) and alpha == 1
+
+
+@keras.saving.register_keras_serializable(package="alae_tf")
+class GeneratorBlock(keras.layers.Layer):
+    """One resolution of G: [upsample, conv, blur] and two AdaIN halves, plus a ToRGB.
+
+    Each half is [conv] -> noise -> bias -> LeakyReLU 0.2 -> AdaIN with its own style slot. The
+    4x4 block starts from a learned constant and has no first conv; later blocks upsample the
+    previous block's features (nearest x2 + 3x3 conv below 128 px, a fused stride-2 transposed
+    conv from 128 px) and blur them. The ToRGB (1x1 conv, gain 0.03) lets any level be the
+    output.
+
+    call(x, styles, noise=None):
+        x: the previous block's features [N, side/2, side/2, in_channels]; for the 4x4 block,
+            any tensor whose first axis is the batch (the constant replaces it).
+        styles: [N, 2, latent], the block's two style slots.
+        noise: None (drawn inside) or a pair of [N, side, side, 1] per-pixel noise tensors.
+        Returns features [N, side, side, filters]; ``to_rgb(features)`` gives the image.
+
+    Args:
+        side: output resolution of the block.
+        in_channels: channels of the previous block's features (ignored for the 4x4 block).
+        filters: channels of this block.
+        image_channels: channels of the ToRGB output.
+        latent_dim: size of w.
+
+    Reference: ALAE_SPEC.md section 5; Karras et al. 2019 (StyleGAN), Figure 1.
+    """
+
+    def __init__(self, side, in_channels, filters, image_channels, latent_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.side = int(side)
+        self.in_channels = int(in_channels)
+        self.filters = int(filters)
+        self.image_channels = int(image_channels)
+        self.latent_dim = int(latent_dim)
+        self.is_first = self.side == 4
+        self.fused = self.side >= FUSED_RESOLUTION
+        if self.is_first:
+            self.constant = LearnedConstant(self.filters, name="constant")
+        elif self.fused:
+            self.conv0 = FusedUpsampleConv2D(self.filters, use_bias=False, name="conv0")
+        else:
+            self.upsample = Upsample2x(name="upsample")
+            self.conv0 = EqualizedConv2D(self.filters, 3, use_bias=False, name="conv0")
+        self.blur = Blur(name="blur")
+        self.conv1 = EqualizedConv2D(self.filters, 3, use_bias=False, name="conv1")
+        self.noise0, self.noise1 = (NoiseInjection(name=f"noise{h}") for h in (0, 1))
+        self.bias0, self.bias1 = (Bias(name=f"bias{h}") for h in (0, 1))
+        self.style0, self.style1 = (StyleModulation(self.filters, name=f"style{h}")
+                                    for h in (0, 1))
+        self.activation = keras.layers.LeakyReLU(0.2, name="lrelu")
+        self.to_rgb = EqualizedConv2D(self.image_channels, 1, gain=0.03, name="to_rgb")
+
+    def build(self, input_shape=None):
+        features = (None, self.side, self.side, self.filters)
+        if self.is_first:
+            self.constant.build((None, self.latent_dim))
+        elif self.fused:
+            self.conv0.build((None, self.side // 2, self.side // 2, self.in_channels))
+        else:
+            self.conv0.build((None, self.side, self.side, self.in_channels))
+        self.conv1.build(features)
+        for noise, bias, style in ((self.noise0, self.bias0, self.style0),
+                                   (self.noise1, self.bias1, self.style1)):
+            noise.build(features)
+            bias.build(features)
+            style.build(features, (None, self.latent_dim))
+        self.to_rgb.build(features)
+        self.built = True
+
+    def call(self, x, styles, noise=None):
+        noise0, noise1 = noise if noise is not None else (None, None)
+        if self.is_first:
+            x = self.constant(x)  # [N, 4, 4, C]
+        else:
+            if not self.fused:
+                x = self.upsample(x)
+            x = self.blur(self.conv0(x))  # [N, side, side, C]
+        x = self.style0(self.activation(self.bias0(self.noise0(x, noise0))), styles[:, 0])
+        x = self.conv1(x)
+        return self.style1(self.activation(self.bias1(self.noise1(x, noise1))), styles[:, 1])
+
+    def get_config(self):
+        return {**super().get_config(), "side": self.side, "in_channels": self.in_channels,
+                "filters": self.filters, "image_channels": self.image_channels,
+                "latent_dim": self.latent_dim}
+
+
+@keras.saving.register_keras_serializable(package="alae_tf")
+class EncoderBlock(keras.layers.Layer):
+    """One resolution of E: two convs whose instance statistics become styles, and a downsample.
+
+    conv 3x3 -> bias -> LeakyReLU -> style_0 = [mean, std] over H, W -> instance norm -> blur ->
+    downsample (3x3 conv + 2x2 average pool below 128 px, a fused stride-2 conv from 128 px) ->
+    bias -> LeakyReLU -> style_1 = [mean, std] -> instance norm. The block's contribution to w is
+    Dense(2 C_in -> latent)(style_0) + Dense(2 C_out -> latent)(style_1). The 4x4 block is built
+    the same way (it downsamples to 2x2), as in the reference's EncoderDefault. ``from_rgb``
+    (1x1 conv + LeakyReLU, applied twice as in the reference) turns an image into the block's
+    input features when the block is the first one run.
+
+    call(x) with features x [N, side, side, in_channels] returns
+    (features [N, side/2, side/2, out_channels], w contribution [N, latent]).
+
+    Args:
+        side: input resolution of the block.
+        in_channels: channels of its input features.
+        out_channels: channels after the downsampling conv.
+        image_channels: channels of the images ``from_rgb`` reads.
+        latent_dim: size of w.
+
+    Reference: ALAE paper section 5 (the encoder's "multilinear map" of styles);
+    ALAE_SPEC.md section 5.
+    """
+
+    def __init__(self, side, in_channels, out_channels, image_channels, latent_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.side = int(side)
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.image_channels = int(image_channels)
+        self.latent_dim = int(latent_dim)
+        self.fused = self.side >= FUSED_RESOLUTION
+        self.from_rgb_conv = EqualizedConv2D(self.in_channels, 1, name="from_rgb")
+        self.conv0 = EqualizedConv2D(self.in_channels, 3, use_bias=False, name="conv0")
+        if self.fused:
+            self.conv1 = FusedDownsampleConv2D(self.out_channels, use_bias=False, name="conv1")
+        else:
+            self.conv1 = EqualizedConv2D(self.out_channels, 3, use_bias=False, name="conv1")
+            self.pool = Downsample2x(name="pool")
+        self.bias0, self.bias1 = Bias(name="bias0"), Bias(name="bias1")
+        self.style0, self.style1 = (EqualizedDense(self.latent_dim, name=f"style{h}")
+                                    for h in (0, 1))
+        self.statistics = InstanceStatistics(name="instance_statistics")
+        self.blur = Blur(name="blur")
+        self.activation = keras.layers.LeakyReLU(0.2, name="lrelu")
+
+    def build(self, input_shape=None):
+        side, half = self.side, self.side // 2
+        self.from_rgb_conv.build((None, side, side, self.image_channels))
+        self.conv0.build((None, side, side, self.in_channels))
+        self.bias0.build((None, side, side, self.in_channels))
+        self.style0.build((None, 2 * self.in_channels))
+        self.conv1.build((None, side, side, self.in_channels))
+        self.bias1.build((None, half, half, self.out_channels))
+        self.style1.build((None, 2 * self.out_channels))
+        self.built = True
+
+    def from_rgb(self, image):
+        return self.activation(self.activation(self.from_rgb_conv(image)))
+
+    def call(self, x):
+        x = self.activation(self.bias0(self.conv0(x)))
+        x, style0 = self.statistics(x)
+        x = self.conv1(self.blur(x))
+        if not self.fused:
+            x = self.pool(x)
+        x = self.activation(self.bias1(x))
+        x, style1 = self.statistics(x)
+        return x, self.style0(style0) + self.style1(style1)
+
+    def get_config(self):
+        return {**super().get_config(), "side": self.side, "in_channels": self.in_channels,
+                "out_channels": self.out_channels, "image_channels": self.image_channels,
+                "latent_dim": self.latent_dim}
 
 
 class _StyleLadder(keras.Model):
@@ -59,8 +229,20 @@ class _StyleLadder(keras.Model):
         self.latent_dim = int(latent_dim)
         self.startf = int(startf)
         self.maxf = int(maxf)
-        self.blocks = num_blocks(self.resolution)
+        self.num_blocks = num_blocks(self.resolution)
         self.image_shape = (self.resolution, self.resolution, self.channels)
+
+    def check_lod(self, lod):
+        """``lod`` as an int in [0, num_blocks); None means the full resolution."""
+        lod = self.num_blocks - 1 if lod is None else int(lod)
+        if not 0 <= lod < self.num_blocks:
+            raise ValueError(f"lod must be in [0, {self.num_blocks - 1}], got {lod}")
+        return lod
+
+    def build(self, input_shape=None):
+        for block in self.blocks:
+            block.build()
+        self.built = True
 
     def get_config(self):
         return {
@@ -75,20 +257,19 @@ class _StyleLadder(keras.Model):
 
 @keras.saving.register_keras_serializable(package="alae_tf")
 class StyleGenerator(_StyleLadder):
-    """G: w -> image through a StyleGAN ladder of AdaIN blocks.
+    """G: w -> image through a StyleGAN ladder of ``GeneratorBlock``s.
 
-    Block i (resolution 4 * 2^i, channels min(maxf, startf * 2^(L-1-i))) has two halves, each
-    [conv] -> noise -> bias -> LeakyReLU 0.2 -> AdaIN with its own style slot. Block 0 starts
-    from a learned constant (no first conv); later blocks upsample (nearest x2 + 3x3 conv below
-    128 px, a fused stride-2 transposed conv from 128 px) and blur. Each block has a ToRGB 1x1
-    conv (gain 0.03) so any level can be the output. Style slots: 2 * L.
+    Block i makes resolution 4 * 2^i with min(maxf, startf * 2^(L-1-i)) channels and uses style
+    slots 2i and 2i + 1 (2L slots in all).
 
     call(w, lod=None, alpha=1.0, noise=None):
         w: [N, latent] (every slot gets the same w) or [N, 2L, latent] (per-slot w).
         lod: level of detail, output resolution 4 * 2^lod (default: the full resolution).
         alpha: fade-in weight of block ``lod``; the output is
             lerp(upsample(ToRGB_{lod-1}), ToRGB_lod, alpha).
-        noise: None (draw), or a list of 2 * (lod + 1) tensors [N, H, W, 1], one per half.
+        noise: None (drawn with tf.random.normal), or a list of 2 * (lod + 1) tensors
+            [N, H, W, 1], one per half block (``noise_shapes(lod)``): the output is then a
+            deterministic function of w.
 
     Args:
         resolution: output side, 4 * 2^(L-1).
@@ -102,109 +283,47 @@ class StyleGenerator(_StyleLadder):
 
     def __init__(self, resolution, channels, latent_dim, startf=32, maxf=256, **kwargs):
         super().__init__(resolution, channels, latent_dim, startf, maxf, **kwargs)
-        self.num_styles = 2 * self.blocks
-        self.block_channels = [
-            min(self.maxf, self.startf * 2 ** (self.blocks - 1 - i)) for i in range(self.blocks)
+        self.num_styles = 2 * self.num_blocks
+        widths = [min(self.maxf, self.startf * 2 ** (self.num_blocks - 1 - i))
+                  for i in range(self.num_blocks)]
+        self.blocks = [
+            GeneratorBlock(4 * 2**i, widths[i - 1] if i else widths[0], filters, self.channels,
+                           self.latent_dim, name=block_name(4 * 2**i))
+            for i, filters in enumerate(widths)
         ]
-
-        self.constant = LearnedConstant(self.block_channels[0], name="constant")
         self.upsample = Upsample2x(name="upsample")
-        self.blur = Blur(name="blur")
-        self.activation = keras.layers.LeakyReLU(0.2, name="lrelu")
-        self.first_convs, self.second_convs = [], []
-        self.noises, self.biases, self.modulations = [], [], []
-        self.to_rgb = []
-        for i, filters in enumerate(self.block_channels):
-            resolution_i = 4 * 2**i
-            if i == 0:
-                self.first_convs.append(None)
-            elif resolution_i >= FUSED_RESOLUTION:
-                self.first_convs.append(
-                    FusedUpsampleConv2D(filters, use_bias=False, name=f"block{i}_up_conv"))
-            else:
-                self.first_convs.append(
-                    EqualizedConv2D(filters, 3, use_bias=False, name=f"block{i}_conv_1"))
-            self.second_convs.append(
-                EqualizedConv2D(filters, 3, use_bias=False, name=f"block{i}_conv_2"))
-            for half in (1, 2):
-                self.noises.append(NoiseInjection(name=f"block{i}_noise_{half}"))
-                self.biases.append(Bias(name=f"block{i}_bias_{half}"))
-                self.modulations.append(StyleModulation(filters, name=f"block{i}_style_{half}"))
-            self.to_rgb.append(
-                EqualizedConv2D(self.channels, 1, gain=0.03, name=f"to_rgb_{i}"))
-
-    def build(self, input_shape=None):
-        previous = None
-        for i, filters in enumerate(self.block_channels):
-            side = 4 * 2**i
-            if i == 0:
-                self.constant.build((None, self.latent_dim))
-            elif side >= FUSED_RESOLUTION:
-                self.first_convs[i].build((None, side // 2, side // 2, previous))
-            else:
-                self.first_convs[i].build((None, side, side, previous))
-            self.second_convs[i].build((None, side, side, filters))
-            for half in (0, 1):
-                slot = 2 * i + half
-                self.noises[slot].build((None, side, side, filters))
-                self.biases[slot].build((None, side, side, filters))
-                self.modulations[slot].build((None, side, side, filters),
-                                             (None, self.latent_dim))
-            self.to_rgb[i].build((None, side, side, filters))
-            previous = filters
-        self.built = True
 
     def noise_shapes(self, lod=None):
         """(H, W) of the noise of each half block used at ``lod``: 2 * (lod + 1) entries."""
-        lod = _check_lod(lod, self.blocks)
+        lod = self.check_lod(lod)
         return [(4 * 2**i, 4 * 2**i) for i in range(lod + 1) for _ in range(2)]
 
-    def _half(self, x, slot, w, noise):
-        x = self.noises[slot](x, noise)
-        x = self.activation(self.biases[slot](x))
-        return self.modulations[slot](x, w[:, slot])
-
-    def _block(self, i, x, w, noise):
-        side = 4 * 2**i
-        if i > 0:
-            if side < FUSED_RESOLUTION:
-                x = self.upsample(x)
-            x = self.blur(self.first_convs[i](x))
-        x = self._half(x, 2 * i, w, noise[2 * i] if noise else None)
-        x = self.second_convs[i](x)
-        return self._half(x, 2 * i + 1, w, noise[2 * i + 1] if noise else None)
-
     def call(self, w, lod=None, alpha=1.0, noise=None):
-        lod = _check_lod(lod, self.blocks)
+        lod = self.check_lod(lod)
         if len(w.shape) == 2:  # one w for every style slot
             w = ops.repeat(w[:, None, :], self.num_styles, axis=1)  # [N, 2L, latent]
-        x = self.constant(w)  # [N, 4, 4, C0]
-        for i in range(lod + 1):
+        x = w
+        for i, block in enumerate(self.blocks[:lod + 1]):
             previous = x
-            x = self._block(i, x, w, noise)
-        image = self.to_rgb[lod](x)
-        if lod == 0 or (isinstance(alpha, float | int) and alpha == 1):
+            x = block(x, w[:, 2 * i:2 * i + 2],
+                      noise=None if noise is None else noise[2 * i:2 * i + 2])
+        image = self.blocks[lod].to_rgb(x)
+        if lod == 0 or _is_full(alpha):
             return image
-        faded = self.upsample(self.to_rgb[lod - 1](previous))
+        faded = self.upsample(self.blocks[lod - 1].to_rgb(previous))
         return faded + ops.cast(alpha, image.dtype) * (image - faded)
 
 
 @keras.saving.register_keras_serializable(package="alae_tf")
 class StyleEncoder(_StyleLadder):
-    """E: image -> w as the sum of every block's instance-statistics styles.
+    """E: image -> w as the sum of every ``EncoderBlock``'s instance-statistics styles.
 
-    Block i reads resolution R / 2^i with channels C_in = min(maxf, startf * 2^i) and writes
-    C_out = min(maxf, startf * 2^(i+1)): conv 3x3 -> bias -> LeakyReLU -> style_1 = [mean, std]
-    over H, W -> instance norm -> blur -> downsample (3x3 conv + 2x2 average pool below 128 px,
-    a fused stride-2 conv from 128 px) -> bias -> LeakyReLU -> style_2 = [mean, std] ->
-    instance norm. w += Dense(2 C_in -> latent)(style_1) + Dense(2 C_out -> latent)(style_2).
-    The last block (4x4) ends, as in the reference code, in a Dense from the flattened 4x4 map
-    to C_out instead of a downsampling conv, and its style_2 is that Dense's activation.
-    Each block has a FromRGB 1x1 conv (+ LeakyReLU, applied twice as in the reference).
+    Block i reads resolution R / 2^i with C_in = min(maxf, startf * 2^i) channels and writes
+    C_out = min(maxf, startf * 2^(i+1)).
 
     call(x, lod=None, alpha=1.0): x is [N, 4 * 2^lod, 4 * 2^lod, C]. During a fade-in the new
     block's styles are scaled by ``alpha`` and its output is blended with FromRGB of the
-    2x-downsampled image.
+    2x-downsampled image (as the next block's input).
 
     Args:
         resolution: input side, 4 * 2^(L-1).
@@ -219,83 +338,24 @@ class StyleEncoder(_StyleLadder):
 
     def __init__(self, resolution, channels, latent_dim, startf=32, maxf=256, **kwargs):
         super().__init__(resolution, channels, latent_dim, startf, maxf, **kwargs)
-        self.in_channels = [min(self.maxf, self.startf * 2**i) for i in range(self.blocks)]
-        self.out_channels = [min(self.maxf, self.startf * 2 ** (i + 1))
-                             for i in range(self.blocks)]
-
-        self.activation = keras.layers.LeakyReLU(0.2, name="lrelu")
-        self.statistics = InstanceStatistics(name="instance_statistics")
-        self.blur = Blur(name="blur")
+        self.blocks = [
+            EncoderBlock(self.resolution // 2**i, min(self.maxf, self.startf * 2**i),
+                         min(self.maxf, self.startf * 2 ** (i + 1)), self.channels,
+                         self.latent_dim, name=block_name(self.resolution // 2**i))
+            for i in range(self.num_blocks)
+        ]
         self.pool = Downsample2x(name="pool")
-        self.from_rgb, self.convs, self.downs = [], [], []
-        self.biases_1, self.biases_2, self.styles_1, self.styles_2 = [], [], [], []
-        last = self.blocks - 1
-        for i, (c_in, c_out) in enumerate(zip(self.in_channels, self.out_channels, strict=True)):
-            side = self.resolution // 2**i
-            self.from_rgb.append(EqualizedConv2D(c_in, 1, name=f"from_rgb_{i}"))
-            self.convs.append(EqualizedConv2D(c_in, 3, use_bias=False, name=f"block{i}_conv_1"))
-            if i == last:
-                self.downs.append(EqualizedDense(c_out, use_bias=False, name=f"block{i}_dense"))
-            elif side >= FUSED_RESOLUTION:
-                self.downs.append(
-                    FusedDownsampleConv2D(c_out, use_bias=False, name=f"block{i}_down_conv"))
-            else:
-                self.downs.append(
-                    EqualizedConv2D(c_out, 3, use_bias=False, name=f"block{i}_conv_2"))
-            self.biases_1.append(Bias(name=f"block{i}_bias_1"))
-            self.biases_2.append(Bias(name=f"block{i}_bias_2"))
-            self.styles_1.append(EqualizedDense(self.latent_dim, name=f"block{i}_style_1"))
-            self.styles_2.append(EqualizedDense(self.latent_dim, name=f"block{i}_style_2"))
-
-    def build(self, input_shape=None):
-        last = self.blocks - 1
-        for i, (c_in, c_out) in enumerate(zip(self.in_channels, self.out_channels, strict=True)):
-            side = self.resolution // 2**i
-            self.from_rgb[i].build((None, side, side, self.channels))
-            self.convs[i].build((None, side, side, c_in))
-            self.biases_1[i].build((None, side, side, c_in))
-            self.styles_1[i].build((None, 2 * c_in))
-            if i == last:
-                self.downs[i].build((None, side * side * c_in))
-                self.biases_2[i].build((None, c_out))
-                self.styles_2[i].build((None, c_out))
-            else:
-                self.downs[i].build((None, side, side, c_in))
-                self.biases_2[i].build((None, side // 2, side // 2, c_out))
-                self.styles_2[i].build((None, 2 * c_out))
-        self.built = True
-
-    def _from_rgb(self, i, x):
-        # The reference applies the LeakyReLU twice (inside FromRGB and after it).
-        return self.activation(self.activation(self.from_rgb[i](x)))
-
-    def _block(self, i, x):
-        """Returns (features for the next block or None, this block's contribution to w)."""
-        side = self.resolution // 2**i
-        x = self.activation(self.biases_1[i](self.convs[i](x)))
-        x, style_1 = self.statistics(x)
-        w = self.styles_1[i](style_1)
-        if i == self.blocks - 1:
-            flat = ops.reshape(x, (-1, side * side * self.in_channels[i]))
-            h = self.activation(self.biases_2[i](self.downs[i](flat)))  # [N, C_out]
-            return None, w + self.styles_2[i](h)
-        x = self.downs[i](self.blur(x))
-        if side < FUSED_RESOLUTION:
-            x = self.pool(x)
-        x = self.activation(self.biases_2[i](x))
-        x, style_2 = self.statistics(x)
-        return x, w + self.styles_2[i](style_2)
 
     def call(self, x, lod=None, alpha=1.0):
-        lod = _check_lod(lod, self.blocks)
-        first = self.blocks - 1 - lod
-        features, w = self._block(first, self._from_rgb(first, x))
-        if lod > 0 and not (isinstance(alpha, float | int) and alpha == 1):
+        lod = self.check_lod(lod)
+        first = self.num_blocks - 1 - lod
+        features, w = self.blocks[first](self.blocks[first].from_rgb(x))
+        if lod > 0 and not _is_full(alpha):
             alpha = ops.cast(alpha, w.dtype)
             w = alpha * w
-            previous = self._from_rgb(first + 1, self.pool(x))
+            previous = self.blocks[first + 1].from_rgb(self.pool(x))
             features = previous + alpha * (features - previous)
-        for i in range(first + 1, self.blocks):
-            features, w_i = self._block(i, features)
-            w = w + w_i
+        for block in self.blocks[first + 1:]:
+            features, w_block = block(features)
+            w = w + w_block
         return w

@@ -35,17 +35,20 @@ def _half(length, round_up=False):
     return -(-length // 2) if round_up else length // 2
 
 
-def _instance_moments(x, epsilon):
-    """Mean and 1 / sqrt(var + epsilon) over H, W of each sample and channel.
+def instance_normalize(x, epsilon):
+    """Instance normalisation without an affine transform, and the statistics it removed.
 
-    The statistics are computed in float32 even under mixed precision: bfloat16 has too few
-    mantissa bits for a mean over 1024 x 1024 pixels. Two passes (centre, then square) avoid
-    the cancellation of E[x^2] - E[x]^2.
+    Returns (normalised x, mean, std) with the mean and std = sqrt(var + epsilon) over H, W of
+    each sample and channel ([N, 1, 1, C], float32). The statistics are computed in float32
+    even under mixed precision: bfloat16 has too few mantissa bits for a mean over 1024 x 1024
+    pixels. Two passes (centre, then square) avoid the cancellation of E[x^2] - E[x]^2.
     """
-    x = ops.cast(x, "float32")
-    mean = ops.mean(x, axis=(1, 2), keepdims=True)  # [N, 1, 1, C]
-    variance = ops.mean(ops.square(x - mean), axis=(1, 2), keepdims=True)  # [N, 1, 1, C]
-    return mean, ops.rsqrt(variance + epsilon)
+    x32 = ops.cast(x, "float32")
+    mean = ops.mean(x32, axis=(1, 2), keepdims=True)  # [N, 1, 1, C]
+    centred = x32 - mean
+    variance = ops.mean(ops.square(centred), axis=(1, 2), keepdims=True)  # [N, 1, 1, C]
+    inv_std = ops.rsqrt(variance + epsilon)
+    return ops.cast(centred * inv_std, x.dtype), mean, 1.0 / inv_std
 
 
 def _shift_sum(kernel):
@@ -336,36 +339,6 @@ class NoiseInjection(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="alae_tf")
-class InstanceNorm(keras.layers.Layer):
-    """Instance normalisation without an affine transform.
-
-    y = (x - mean) / sqrt(var + epsilon), with the moments over H and W of each sample and
-    channel.
-
-    Args:
-        epsilon: added to the variance.
-
-    Reference: Ulyanov et al., "Instance Normalization", 2016; ALAE_SPEC.md section 5.
-    """
-
-    def __init__(self, epsilon=1e-8, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
-
-    def call(self, x):
-        mean, inv_std = _instance_moments(x, self.epsilon)
-        return ops.cast((ops.cast(x, "float32") - mean) * inv_std, x.dtype)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(epsilon=self.epsilon)
-        return config
-
-
-@keras.saving.register_keras_serializable(package="alae_tf")
 class StyleModulation(keras.layers.Layer):
     """Adaptive instance normalisation (AdaIN): the generator's style input.
 
@@ -394,8 +367,7 @@ class StyleModulation(keras.layers.Layer):
         self.style_dense.build(w_shape)
 
     def call(self, x, w):
-        mean, inv_std = _instance_moments(x, self.epsilon)
-        normalised = ops.cast((ops.cast(x, "float32") - mean) * inv_std, x.dtype)
+        normalised, _, _ = instance_normalize(x, self.epsilon)
         style = self.style_dense(w)  # [N, 2C]
         style = ops.reshape(style, (-1, 1, 1, 2 * self.channels))  # [N, 1, 1, 2C]
         scale, shift = style[..., : self.channels], style[..., self.channels :]
@@ -427,9 +399,8 @@ class InstanceStatistics(keras.layers.Layer):
         self.epsilon = float(epsilon)
 
     def call(self, x):
-        mean, inv_std = _instance_moments(x, self.epsilon)
-        normalised = ops.cast((ops.cast(x, "float32") - mean) * inv_std, x.dtype)
-        style = ops.concatenate([mean, 1.0 / inv_std], axis=-1)  # [N, 1, 1, 2C]
+        normalised, mean, std = instance_normalize(x, self.epsilon)
+        style = ops.concatenate([mean, std], axis=-1)  # [N, 1, 1, 2C]
         style = ops.cast(ops.squeeze(style, axis=(1, 2)), x.dtype)  # [N, 2C]
         return normalised, style
 

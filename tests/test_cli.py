@@ -127,7 +127,7 @@ def test_train_eval_sample_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["step"] == 6 and metrics["num_test"] == 2004
-    for name in ("w", "encoder_features", "pixels", "pca50"):
+    for name in ("w/ema", "w/raw", "features/ema", "features/raw", "pixels", "pca50"):
         scores = metrics["representation"][name]
         assert 0.0 <= scores["knn1"] <= 1.0 and 0.0 <= scores["svm"] <= 1.0
     # Raw-pixel 1-NN on real digits is far above chance even with 600 training digits.
@@ -226,7 +226,7 @@ def test_style_preset_grows_then_evaluates_and_samples(tmp_path):
                    "--num-samples", "100", "--classifier-epochs", "1"])
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["step"] == 26 and 0.0 <= metrics["representation"]["w"]["knn1"] <= 1.0
+    assert metrics["step"] == 26 and 0.0 <= metrics["representation"]["w/raw"]["knn1"] <= 1.0
     result = _run([_script("alae-sample"), str(run_dir), "--num", "8", "--mix",
                    "--direction", "mnist:3", "mnist:8"])
     assert result.returncode == 0, result.stderr[-3000:]

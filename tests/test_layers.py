@@ -44,7 +44,8 @@ def test_pixel_norm_gives_unit_rms_features():
 @pytest.mark.parametrize(
     "network, input_shape, output_shape, num_weights",
     [
-        (MappingF(8, 3), (2, 8), (2, 8), 6),
+        (MappingF(8, 3), (2, 8), (2, 8), 7),  # 3 x (kernel, bias) and the average w
+        (MappingF(8, 3, num_styles=4), (2, 8), (2, 4, 8), 7),
         (MappingD(8, 3, output_dim=16), (2, 8), (2,), 6),
         (MappingD(8, 3, use_activations=True), (2, 8), (2,), 6),
         (MLPEncoder(8, (8, 8, 1), (16, 16)), (2, 8, 8, 1), (2, 8), 6),
@@ -68,7 +69,8 @@ def test_reference_mnist_network_sizes():
         net.build()
     assert encoder.count_params() == 784 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 50 + 50
     assert generator.count_params() == 50 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 784 + 784
-    assert mapping_f.count_params() == 6 * (50 * 50 + 50)
+    assert mapping_f.count_params() == 6 * (50 * 50 + 50) + 50  # and the average w
+    assert sum(np.prod(v.shape) for v in mapping_f.trainable_weights) == 6 * (50 * 50 + 50)
     assert mapping_d.count_params() == 3 * (50 * 50 + 50)
     assert encoder.features(np.zeros((1, 28, 28, 1), "float32")).shape == (1, 1024)
 

@@ -116,7 +116,10 @@ def test_train_step_updates_ema_average_w_and_step(make_tiny_model):
     ema_before = _snapshot(model.generator_ema.weights)
     model.train_step(_images(4))
     assert int(model.step.numpy()) == 1
-    assert np.any(model.w_avg.numpy() != 0)
+    assert np.any(model.mapping_f.w_avg.numpy() != 0)
+    # The running average w is copied into the EMA mapping, not averaged.
+    np.testing.assert_array_equal(model.mapping_f_ema.w_avg.numpy(),
+                                  model.mapping_f.w_avg.numpy())
     # One step from equal weights: ema = lerp(new, old, beta) with beta = 0.5 ** (4 / 100).
     beta = 0.5 ** (4 / 100)
     pairs = zip(ema_before, model.generator.weights, model.generator_ema.weights, strict=True)
@@ -127,10 +130,10 @@ def test_train_step_updates_ema_average_w_and_step(make_tiny_model):
 
 def test_training_noise_depends_only_on_seed_and_step(make_tiny_model):
     a, b = make_tiny_model(seed=1), make_tiny_model(seed=1)
-    np.testing.assert_array_equal(a._sample_z(6, 1), b._sample_z(6, 1))
-    assert not np.array_equal(a._sample_z(6, 1), a._sample_z(6, 2))
+    np.testing.assert_array_equal(a.sample_z(6, "generator"), b.sample_z(6, "generator"))
+    assert not np.array_equal(a.sample_z(6, "generator"), a.sample_z(6, "latent"))
     b.step.assign(5)
-    assert not np.array_equal(a._sample_z(6, 1), b._sample_z(6, 1))
+    assert not np.array_equal(a.sample_z(6, "generator"), b.sample_z(6, "generator"))
 
 
 def _fit_one_step(model, x, jit_compile=False):
@@ -154,8 +157,8 @@ def test_two_replicas_match_one_replica(make_tiny_model, two_replica_strategy):
     for a, b in zip(single.weights, mirrored.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
     for opt_a, opt_b in (
-        (single.encoder_optimizer, mirrored.encoder_optimizer),
-        (single.decoder_optimizer, mirrored.decoder_optimizer),
+        (single.ed_optimizer, mirrored.ed_optimizer),
+        (single.fg_optimizer, mirrored.fg_optimizer),
     ):
         for a, b in zip(opt_a.variables, opt_b.variables, strict=True):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
@@ -175,7 +178,8 @@ def test_keras_save_and_load_give_identical_outputs(make_tiny_model, tmp_path):
     np.testing.assert_array_equal(model.reconstruct(x), loaded.reconstruct(x))
     np.testing.assert_array_equal(model.generate(z), loaded.generate(z))
     np.testing.assert_array_equal(model(x), loaded(x))
-    np.testing.assert_array_equal(model.w_avg.numpy(), loaded.w_avg.numpy())
+    np.testing.assert_array_equal(model.mapping_f_ema.w_avg.numpy(),
+                                  loaded.mapping_f_ema.w_avg.numpy())
     assert int(loaded.step.numpy()) == 1
 
 
@@ -188,7 +192,7 @@ def test_model_config_round_trip(make_tiny_model):
 
 def test_inference_api_shapes_and_truncation(make_tiny_model):
     model = make_tiny_model()
-    model.w_avg.assign(tf.ones((model.latent_dim,)))
+    model.mapping_f_ema.w_avg.assign(tf.ones((model.latent_dim,)))
     x = _images(3)
     assert model.encode(x).shape == (3, 8)
     assert model.decode(model.encode(x)).shape == (3, 8, 8, 1)
@@ -200,4 +204,44 @@ def test_inference_api_shapes_and_truncation(make_tiny_model):
     # psi = 0 collapses every sample onto the average w.
     collapsed = model.generate(z, truncation_psi=0.0)
     np.testing.assert_allclose(collapsed[0], collapsed[1], atol=1e-6)
-    np.testing.assert_allclose(collapsed[0], model.decode(model.w_avg[None])[0], atol=1e-5)
+    np.testing.assert_allclose(collapsed[0], model.decode(model.mapping_f_ema.w_avg[None])[0],
+                               atol=1e-5)
+    # call() is the EMA reconstruction, like every other inference method.
+    np.testing.assert_array_equal(model(x), model.reconstruct(x))
+
+
+def test_truncation_psi_is_a_tensor_traced_once(make_tiny_model):
+    model = make_tiny_model()
+    model.mapping_f_ema.w_avg.assign(tf.fill((model.latent_dim,), 0.5))
+    z = tf.random.normal((3, model.latent_dim), seed=8)
+    traces = []
+
+    @tf.function
+    def generate(z, psi):
+        traces.append(1)
+        return model.generate(z, truncation_psi=psi)
+
+    for psi in (1.0, 0.7, 0.0):
+        eager = model.generate(z, truncation_psi=psi)
+        np.testing.assert_allclose(generate(z, tf.constant(psi)), eager, atol=1e-6)
+    assert len(traces) == 1  # psi is data, not a Python branch
+    w = model.mapping_f_ema(z)
+    np.testing.assert_allclose(model.generate(z, truncation_psi=tf.constant(0.7)),
+                               model.decode(0.5 + 0.7 * (w - 0.5)), atol=1e-5)
+    np.testing.assert_allclose(model.generate(z, truncation_psi=1.0), model.decode(w), atol=1e-6)
+
+
+def test_keras_load_needs_only_import_alae_tf(make_tiny_model, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "alae.keras")
+    make_tiny_model(seed=3).save(path)
+    code = (f"import alae_tf, keras; m = keras.saving.load_model({path!r}); "
+            "print(type(m).__name__, m.latent_dim)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["ALAE", "8"]

@@ -23,8 +23,8 @@ def test_checkpoint_restores_every_weight_and_optimizer_variable(make_tiny_model
     fresh.compile()
     assert RunCheckpoint(fresh, str(tmp_path)).restore_latest() == 3
     pairs = [(trained.weights, fresh.weights),
-             (trained.encoder_optimizer.variables, fresh.encoder_optimizer.variables),
-             (trained.decoder_optimizer.variables, fresh.decoder_optimizer.variables)]
+             (trained.ed_optimizer.variables, fresh.ed_optimizer.variables),
+             (trained.fg_optimizer.variables, fresh.fg_optimizer.variables)]
     for saved, restored in pairs:
         assert len(saved) == len(restored)
         for a, b in zip(saved, restored, strict=True):
@@ -51,7 +51,7 @@ def test_checkpoint_keys_are_the_networks_names(make_tiny_model):
     assert len(keys) == len(model.weights)  # nothing left out, nothing twice
     model.compile()
     keys = named_variables(model)
-    n_opt = len(model.encoder_optimizer.variables) + len(model.decoder_optimizer.variables)
+    n_opt = len(model.ed_optimizer.variables) + len(model.fg_optimizer.variables)
     assert len(keys) == len(model.weights) + n_opt
 
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from layer_checks import check_config_round_trip, check_layer
 
-from alae_tf.style import StyleEncoder, StyleGenerator, num_blocks
+from alae_tf.style import EncoderBlock, GeneratorBlock, StyleEncoder, StyleGenerator, num_blocks
 
 
 def _tiny(cls, resolution=16, **kwargs):
@@ -93,54 +93,84 @@ def test_encoder_w_is_the_sum_of_block_contributions():
     e = _tiny(StyleEncoder)
     _randomise(e)
     x = tf.random.uniform((2, 16, 16, 1), seed=6)
-    features, expected = e._block(0, e._from_rgb(0, x))
-    for i in (1, 2):
-        features, w_i = e._block(i, features)
+    features, expected = e.blocks[0](e.blocks[0].from_rgb(x))
+    for block in e.blocks[1:]:
+        features, w_i = block(features)
         expected = expected + w_i
-    assert features is None
+    # The last (4x4) block downsamples like every other, as the reference's EncoderDefault.
+    assert features.shape == (2, 2, 2, 8)
     np.testing.assert_allclose(e(x), expected, atol=1e-5)
 
 
-def test_fused_resampling_from_128_pixels():
-    g = StyleGenerator(128, 3, 4, startf=1, maxf=2)
-    e = StyleEncoder(128, 3, 4, startf=1, maxf=2)
-    g.build()
-    e.build()
-    assert type(g.first_convs[5]).__name__ == "FusedUpsampleConv2D"  # 128 px
-    assert type(g.first_convs[4]).__name__ == "EqualizedConv2D"  # 64 px
-    assert type(e.downs[0]).__name__ == "FusedDownsampleConv2D"  # reads 128 px
-    assert type(e.downs[1]).__name__ == "EqualizedConv2D"  # reads 64 px
-    image = g(tf.random.normal((1, 4), seed=7))
-    assert image.shape == (1, 128, 128, 3)
-    assert e(image).shape == (1, 4)
+def test_checkpoint_paths_name_the_block_resolution():
+    g, e = _tiny(StyleGenerator), _tiny(StyleEncoder)
+    assert [b.name for b in g.blocks] == ["block_4x4", "block_8x8", "block_16x16"]
+    assert [b.name for b in e.blocks] == ["block_16x16", "block_8x8", "block_4x4"]
+    g_paths, e_paths = {v.path for v in g.weights}, {v.path for v in e.weights}
+    for path in ("block_4x4/constant/constant", "block_16x16/conv0/kernel",
+                 "block_16x16/conv1/kernel", "block_16x16/noise1/noise_scale",
+                 "block_8x8/style0/style_dense/kernel", "block_8x8/to_rgb/kernel"):
+        assert f"{g.name}/{path}" in g_paths, path
+    for path in ("block_16x16/from_rgb/kernel", "block_16x16/conv0/kernel",
+                 "block_4x4/conv1/kernel", "block_4x4/style1/kernel", "block_8x8/bias0/bias"):
+        assert f"{e.name}/{path}" in e_paths, path
+
+
+def _generator_block_params(side, c_in, c, channels, latent):
+    total = 16 * c if side == 4 else 9 * c_in * c  # learned constant, or the upsampling conv
+    total += 9 * c * c  # second conv, no bias
+    total += 2 * (c + c)  # two noise scales, two biases
+    total += 2 * (latent * 2 * c + 2 * c)  # two style Dense layers (AdaIN)
+    return total + c * channels + channels  # ToRGB
+
+
+def _encoder_block_params(c_in, c_out, channels, latent):
+    total = channels * c_in + c_in  # FromRGB
+    total += 9 * c_in * c_in + c_in  # conv + bias
+    total += 2 * c_in * latent + latent  # style_0 Dense
+    return total + 9 * c_in * c_out + c_out + 2 * c_out * latent + latent  # down conv, style_1
+
+
+@pytest.mark.parametrize("side, c_in, c, channels, latent",
+                         [(4, 8, 8, 1, 8), (8, 8, 4, 1, 8), (128, 16, 8, 3, 4)])
+def test_generator_block_shapes_and_parameter_count(side, c_in, c, channels, latent):
+    block = GeneratorBlock(side, c_in, c, channels, latent)
+    block.build()
+    assert block.count_params() == _generator_block_params(side, c_in, c, channels, latent)
+    x = tf.random.normal((2, side // 2, side // 2, c_in), seed=1) if side > 4 else None
+    styles = tf.random.normal((2, 2, latent), seed=2)
+    features = block(styles if x is None else x, styles)
+    assert features.shape == (2, side, side, c)
+    assert block.to_rgb(features).shape == (2, side, side, channels)
+    assert type(getattr(block, "conv0", None)).__name__ == (
+        "NoneType" if side == 4 else "FusedUpsampleConv2D" if side >= 128 else "EqualizedConv2D")
+
+
+@pytest.mark.parametrize("side, c_in, c_out, channels, latent",
+                         [(4, 8, 8, 1, 8), (16, 4, 8, 1, 8), (128, 4, 8, 3, 4)])
+def test_encoder_block_shapes_and_parameter_count(side, c_in, c_out, channels, latent):
+    block = EncoderBlock(side, c_in, c_out, channels, latent)
+    block.build()
+    assert block.count_params() == _encoder_block_params(c_in, c_out, channels, latent)
+    features = block.from_rgb(tf.random.uniform((2, side, side, channels), seed=3))
+    assert features.shape == (2, side, side, c_in)
+    out, w = block(features)
+    assert out.shape == (2, side // 2, side // 2, c_out) and w.shape == (2, latent)
+    assert type(block.conv1).__name__ == (
+        "FusedDownsampleConv2D" if side >= 128 else "EqualizedConv2D")
 
 
 def _expected_generator_params(resolution, channels, latent, startf, maxf):
     blocks = num_blocks(resolution)
     widths = [min(maxf, startf * 2 ** (blocks - 1 - i)) for i in range(blocks)]
-    total = 16 * widths[0]  # learned constant
-    for i, c in enumerate(widths):
-        total += 9 * widths[i - 1] * c if i else 0  # first (upsampling) conv, no bias
-        total += 9 * c * c  # second conv
-        total += 2 * (c + c)  # two noise scales, two biases
-        total += 2 * (latent * 2 * c + 2 * c)  # two style Dense layers
-        total += c * channels + channels  # ToRGB
-    return total
+    return sum(_generator_block_params(4 * 2**i, widths[i - 1] if i else c, c, channels, latent)
+               for i, c in enumerate(widths))
 
 
 def _expected_encoder_params(resolution, channels, latent, startf, maxf):
-    blocks = num_blocks(resolution)
-    total = 0
-    for i in range(blocks):
-        c_in, c_out = min(maxf, startf * 2**i), min(maxf, startf * 2 ** (i + 1))
-        total += channels * c_in + c_in  # FromRGB
-        total += 9 * c_in * c_in + c_in  # conv + bias
-        total += 2 * c_in * latent + latent  # style_1 Dense
-        if i == blocks - 1:
-            total += 16 * c_in * c_out + c_out + c_out * latent + latent  # Dense, bias, style_2
-        else:
-            total += 9 * c_in * c_out + c_out + 2 * c_out * latent + latent
-    return total
+    return sum(_encoder_block_params(min(maxf, startf * 2**i), min(maxf, startf * 2 ** (i + 1)),
+                                     channels, latent)
+               for i in range(num_blocks(resolution)))
 
 
 @pytest.mark.parametrize("config", [(16, 1, 8, 4, 8), (32, 1, 32, 64, 256), (64, 3, 16, 8, 32)])

@@ -14,7 +14,6 @@ from alae_tf.style_layers import (
     EqualizedConv2D,
     FusedDownsampleConv2D,
     FusedUpsampleConv2D,
-    InstanceNorm,
     InstanceStatistics,
     LearnedConstant,
     NoiseInjection,
@@ -169,16 +168,6 @@ def test_noise_injection_draws_fresh_noise_shared_across_channels():
     np.testing.assert_allclose(first[..., 1], 2.0 * first[..., 0], rtol=1e-6)
     np.testing.assert_allclose(first[..., 2], -3.0 * first[..., 0], rtol=1e-6)
     assert abs(np.std(first[..., 0]) - 1.0) < 0.25
-
-
-def test_instance_norm_gives_zero_mean_unit_variance_per_sample_and_channel():
-    layer = InstanceNorm()
-    x = random_images((2, 8, 8, 3)) * 5.0 + np.arange(3, dtype="float32")
-    check_layer(layer, (2, 8, 8, 3), (2, 8, 8, 3), expected_num_weights=0)
-    out = np.asarray(layer(x))
-    np.testing.assert_allclose(out.mean(axis=(1, 2)), 0.0, atol=1e-5)
-    np.testing.assert_allclose(out.var(axis=(1, 2)), 1.0, rtol=1e-4)
-    check_config_round_trip(layer)
 
 
 def numpy_instance_norm(x, epsilon=1e-8):

@@ -1,6 +1,9 @@
-"""Keras callbacks of a training run: checkpoints and image grids."""
+"""Keras callbacks of a training run: checkpoints and image grids.
 
-import math
+The progressive-growing schedule is not a callback: the fade-in weight is computed inside the
+training step from the step counter (``alae_tf.schedule``).
+"""
+
 import os
 
 import keras
@@ -67,7 +70,7 @@ class ImageGridCallback(keras.callbacks.Callback):
             (self.num_samples, self.model.latent_dim), seed=(self.seed, 12345)
         )
         samples = np.asarray(self.model.generate(z))
-        real = np.asarray(self.model.real_at_lod(self.real_images))  # at the level's size
+        real = np.asarray(self.model.images_at_level(self.real_images, fade=True))
         recon = np.asarray(self.model.reconstruct(real))
         grids = {
             "samples": images.make_grid(samples, ncols=8, pixel_range=self.pixel_range),
@@ -83,40 +86,3 @@ class ImageGridCallback(keras.callbacks.Callback):
             for name, grid in grids.items():
                 tf.summary.image(name, grid[None].astype(np.float32) / 255.0)
         self.writer.flush()
-
-
-class FadeIn(keras.callbacks.Callback):
-    """Sets the model's fade-in weight alpha before every step of a level of detail.
-
-    During the first half of a level (epochs_per_lod / 2 epochs) alpha rises as
-    0.5 - 0.5 cos(pi t), t from 0 to 1 over the steps; afterwards, and at level 0, alpha = 1.
-    alpha is a function of the epoch and step alone, so a resumed run continues the fade.
-
-    Args:
-        preset: the run's preset (``epochs_per_lod``, ``lod_at_epoch``).
-        lod: the level being trained.
-        steps_per_epoch: steps of each epoch at this level.
-
-    Reference: ALAE_SPEC.md section 5 ("Progressive growing").
-    """
-
-    def __init__(self, preset, lod, steps_per_epoch):
-        super().__init__()
-        self.preset = preset
-        self.lod = lod
-        self.steps_per_epoch = steps_per_epoch
-        self.lod_start = next(e for e in range(preset.epochs) if preset.lod_at_epoch(e) == lod)
-        self.epoch = 0
-
-    def alpha_at(self, epoch, step):
-        if self.lod == 0:
-            return 1.0
-        fade_steps = self.preset.epochs_per_lod / 2 * self.steps_per_epoch
-        t = ((epoch - self.lod_start) * self.steps_per_epoch + step) / fade_steps
-        return 0.5 - 0.5 * math.cos(math.pi * min(t, 1.0))
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.model.alpha.assign(self.alpha_at(self.epoch, batch))

@@ -2,12 +2,14 @@
 
 Scores, on the embedded held-out split (2,004 digits; train = the 7,996 training digits):
 - representation: 1-NN and linear-SVM accuracy of the 50-D code w = E(x) ("short") and of the
-  1,024-D last hidden layer of E ("long"), with raw pixels and PCA-50 as baselines;
+  1,024-D last hidden layer of E ("long"), each for the EMA encoder (``/ema``) and for the raw
+  training encoder (``/raw``, the one the reference evaluates), with raw pixels and PCA-50 as
+  baselines;
 - reconstruction: mean squared error of G(E(x)) in [0, 1] pixel units;
 - sample quality: a small CNN digit classifier trained on the train split scores generated
   digits (fraction classified with confidence > 0.9) and checks that x and G(E(x)) get the
   same label.
-All model outputs come from the EMA networks, without truncation.
+Reconstructions and samples come from the EMA networks, without truncation.
 """
 
 import os
@@ -73,10 +75,11 @@ def evaluate(args):
             f"{preset.resolution} px with {preset.channels} channels"
         )
 
-    if model.current_lod != model.max_lod:
+    if model.level != model.max_level:
         raise UsageError(
-            f"{args.run_dir!r} is at level of detail {model.current_lod} of {model.max_lod} "
-            f"({model.resolution} px); alae-eval scores full-resolution models: train longer"
+            f"{args.run_dir!r} is at level of detail {model.level} of {model.max_level} "
+            f"({model.level_resolution} px); alae-eval scores full-resolution models: "
+            "train longer"
         )
 
     import numpy as np
@@ -93,13 +96,18 @@ def evaluate(args):
         x_train_u8, y_train = x_train_u8[np.sort(keep)], y_train[np.sort(keep)]
     x_train, x_test = _to_model_range(x_train_u8, preset), _to_model_range(x_test_u8, preset)
 
-    encoder = model.encoder_ema
+    from alae_tf.mlp import MLPEncoder
+
     metrics = {"run_dir": args.run_dir, "epoch": epoch, "step": int(model.step.numpy()),
                "num_train": len(x_train), "num_test": len(x_test), "representation": {}}
-    features = {"w": (_batched(encoder, x_train), _batched(encoder, x_test))}
-    if hasattr(encoder, "features"):
-        features["encoder_features"] = (
-            _batched(encoder.features, x_train), _batched(encoder.features, x_test))
+    features = {}
+    for which, use_ema in (("ema", True), ("raw", False)):
+        features[f"w/{which}"] = (_batched(lambda x, e=use_ema: model.encode(x, e), x_train),
+                                  _batched(lambda x, e=use_ema: model.encode(x, e), x_test))
+        encoder = model.encoder_ema if use_ema else model.encoder
+        if isinstance(encoder, MLPEncoder):  # the "long" features of the paper
+            features[f"features/{which}"] = (_batched(encoder.features, x_train),
+                                             _batched(encoder.features, x_test))
     raw = (x_train_u8.reshape(len(x_train_u8), -1) / 255.0,
            x_test_u8.reshape(len(x_test_u8), -1) / 255.0)
     features["pixels"] = raw
@@ -137,6 +145,8 @@ def evaluate(args):
 def _print_report(metrics, path):
     print(f"\n{metrics['run_dir']} (epoch {metrics['epoch']}, step {metrics['step']}): "
           f"{metrics['num_test']} held-out digits")
+    print("features: w = E(x); features = E's last hidden layer; /ema = EMA encoder, "
+          "/raw = training encoder (as the reference)")
     print(f"{'features':<18}{'dim':>6}{'1-NN':>9}{'lin. SVM':>10}")
     for name, scores in metrics["representation"].items():
         print(f"{name:<18}{scores['dim']:>6}{scores['knn1']:>9.4f}{scores['svm']:>10.4f}")

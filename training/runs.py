@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from alae_tf.data import DataError, make_dataset
+from alae_tf.model import EMA_NETWORK_NAMES, NETWORK_NAMES, OPTIMIZER_NAMES
 from alae_tf.presets import Preset, build_model
 from alae_tf.training.cli import UsageError
 
@@ -90,8 +91,8 @@ def record_config(run_dir, preset, settings):
 class RunCheckpoint:
     """The model's full training state in ``run_dir/checkpoints``, with an epoch counter.
 
-    Variables are stored under explicit names (``model/generator/dense_0/kernel``,
-    ``encoder_optimizer/0003_...``, see ``named_variables``) rather than through TensorFlow's
+    Variables are stored under explicit names (``model/generator/block_8x8/conv1/kernel``,
+    ``ed_optimizer/0003_...``, see ``named_variables``) rather than through TensorFlow's
     object graph, which does not follow the lists of layers inside Keras 3 networks.
 
     Args:
@@ -101,6 +102,7 @@ class RunCheckpoint:
     """
 
     def __init__(self, model, run_dir, max_to_keep=3):
+        self.model = model
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.checkpoint = tf.train.Checkpoint(variables=named_variables(model), epoch=self.epoch)
         self.manager = tf.train.CheckpointManager(
@@ -117,6 +119,7 @@ class RunCheckpoint:
 
         Every variable of this checkpoint object must be found in the file; with
         ``model_only`` the file may hold more (optimizer state that inference does not need).
+        The model's level of detail then follows its restored ``lod`` variable.
         """
         if self.latest is None:
             return 0
@@ -126,15 +129,12 @@ class RunCheckpoint:
             status.assert_existing_objects_matched()
         else:
             status.assert_consumed()
+        self.model.sync_level()
         return int(self.epoch.numpy())
 
     def save(self, epoch):
         self.epoch.assign(epoch)
         return self.manager.save(checkpoint_number=epoch)
-
-
-NETWORKS = ("mapping_f", "generator", "encoder", "mapping_d",
-            "mapping_f_ema", "generator_ema", "encoder_ema")
 
 
 def named_variables(model):
@@ -147,17 +147,15 @@ def named_variables(model):
     Raises:
         ValueError: two variables map to the same key.
     """
-    entries = [("model/step", model.step), ("model/w_avg", model.w_avg),
-               ("model/lod", model.lod), ("model/alpha", model.alpha)]
-    for attribute in NETWORKS:
-        for variable in getattr(model, attribute).weights:
+    entries = [(f"model/{name}", variable) for name, variable in model.state_variables.items()]
+    for name in (*NETWORK_NAMES, *(f"{n}_ema" for n in EMA_NETWORK_NAMES)):
+        for variable in model.network(name).weights:
             inner_path = variable.path.split("/", 1)[1]  # drop the network's own name
-            entries.append((f"model/{attribute}/{inner_path}", variable))
-    for attribute in ("encoder_optimizer", "decoder_optimizer"):
-        optimizer = getattr(model, attribute)
+            entries.append((f"model/{name}/{inner_path}", variable))
+    for name in OPTIMIZER_NAMES:
+        optimizer = getattr(model, name)
         if optimizer is not None:
-            entries += [(f"{attribute}/{i:04d}_{v.name}", v)
-                        for i, v in enumerate(optimizer.variables)]
+            entries += [(f"{name}/{i:04d}_{v.name}", v) for i, v in enumerate(optimizer.variables)]
     named = {}
     for key, variable in entries:
         if key in named:

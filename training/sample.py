@@ -49,7 +49,7 @@ def sample(args):
 
     z = tf.random.stateless_normal((args.num, model.latent_dim), seed=(args.seed, 1))
     samples = np.asarray(model.generate(z, truncation_psi=args.truncation_psi))
-    real = np.asarray(model.pool_to_level(held_out_images(preset, 32)))
+    real = np.asarray(model.images_at_level(held_out_images(preset, 32)))
     reconstructions = np.asarray(model.reconstruct(real))
     # Interpolate between consecutive pairs of the held-out images: 8 rows.
     pairs = real[:16].reshape(8, 2, *real.shape[1:])
@@ -85,17 +85,18 @@ def _mixing_grid(model, coarse, fine, crossover, pixel_range):
     import tensorflow as tf
 
     from alae_tf import images
+    from alae_tf.style_model import StyleALAE
 
-    if not model.num_styles:
+    if not isinstance(model, StyleALAE):
         raise UsageError("--mix needs a StyleALAE model (one w per style slot)")
-    if not 1 <= crossover < model.num_styles:
-        raise UsageError(f"--mix-crossover must be in [1, {model.num_styles - 1}]")
-    coarse, fine = model.pool_to_level(coarse), model.pool_to_level(fine)
+    num_styles = model.num_styles
+    if not 1 <= crossover < num_styles:
+        raise UsageError(f"--mix-crossover must be in [1, {num_styles - 1}]")
     w_coarse, w_fine = model.encode(coarse), model.encode(fine)
-    slots = tf.range(model.num_styles)[None, None, :, None]
+    slots = tf.range(num_styles)[None, None, :, None]
     w = tf.where(slots < crossover, w_coarse[:, None, None], w_fine[None, :, None])
     n_coarse, n_fine = w.shape[0], w.shape[1]
-    mixed = np.asarray(model.decode(tf.reshape(w, (-1, model.num_styles, model.latent_dim))))
+    mixed = np.asarray(model.decode(tf.reshape(w, (-1, num_styles, model.latent_dim))))
     mixed = mixed.reshape(n_coarse, n_fine, *mixed.shape[1:])
     blank = np.full_like(np.asarray(coarse[:1]), pixel_range[0])
     rows = [np.concatenate([blank, np.asarray(fine)])]
@@ -128,7 +129,7 @@ def _image_set(spec, preset, model, limit=256):
         x = np.concatenate([np.asarray(b) for b in dataset.take(limit)])
     else:
         raise UsageError(f"--direction set {spec!r}: use mnist:DIGIT or folder:PATH")
-    return model.pool_to_level(x)
+    return model.images_at_level(x)
 
 
 def _direction_grid(model, preset, originals, set_a, set_b, steps=7, strength=1.5):
@@ -140,7 +141,6 @@ def _direction_grid(model, preset, originals, set_a, set_b, steps=7, strength=1.
 
     w_a = tf.reduce_mean(model.encode(_image_set(set_a, preset, model)), axis=0)
     w_b = tf.reduce_mean(model.encode(_image_set(set_b, preset, model)), axis=0)
-    originals = model.pool_to_level(originals)
     w = model.encode(originals)  # [N, latent]
     t = tf.reshape(tf.linspace(0.0, strength, steps), (1, steps, 1))
     moved = w[:, None] + t * (w_b - w_a)[None, None]

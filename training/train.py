@@ -1,5 +1,6 @@
 """alae-train: trains an ALAE with Keras fit(), resumably, into a run directory."""
 
+import math
 import os
 import sys
 import time
@@ -74,11 +75,14 @@ def _preset_from_args(args):
 
 
 def _print_parameter_counts(model):
-    for name in ("mapping_f", "generator", "encoder", "mapping_d"):
-        print(f"{name:<10} {getattr(model, name).count_params():>12,d} parameters")
-    trainable = sum(getattr(model, n).count_params()
-                    for n in ("mapping_f", "generator", "encoder", "mapping_d"))
-    print(f"{'total':<10} {trainable:>12,d} trainable parameters (EMA copies not counted)")
+    from alae_tf.model import NETWORK_NAMES
+
+    counts = {name: sum(math.prod(v.shape) for v in model.network(name).trainable_weights)
+              for name in NETWORK_NAMES}
+    for name, count in counts.items():
+        print(f"{name:<10} {count:>12,d} parameters")
+    print(f"{'total':<10} {sum(counts.values()):>12,d} trainable parameters (EMA copies and "
+          "the average w not counted)")
 
 
 def _make_strategy(name):
@@ -106,13 +110,13 @@ def train(args):
 
     from alae_tf.data import make_dataset
     from alae_tf.presets import build_model
-    from alae_tf.training.callbacks import CheckpointCallback, FadeIn, ImageGridCallback
+    from alae_tf.training.callbacks import CheckpointCallback, ImageGridCallback
     from alae_tf.training.runs import RunCheckpoint, held_out_images, record_config
 
     # Checks the data settings before anything is written to the run directory.
     _, num_examples = make_dataset(
         preset.dataset, resolution=preset.resolution, channels=preset.channels,
-        batch_size=max(preset.batch_size_at(lod) for lod in range(preset.num_lods)),
+        batch_size=preset.schedule.largest_batch_size,
         pixel_range=preset.pixel_range, seed=args.seed,
     )
     record_config(run_dir, preset, {"seed": args.seed, "steps_per_epoch": args.steps_per_epoch})
@@ -135,17 +139,19 @@ def train(args):
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
     grid_images = held_out_images(preset, 16)
     tensorboard = keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False)
+    schedule = preset.schedule
     start, images_seen = time.time(), 0
-    for lod, first, last in lod_segments(preset, initial_epoch):
-        batch_size = preset.batch_size_at(lod)
+    for level, first, last in schedule.segments(initial_epoch):
+        batch_size = schedule.batch_size_at(level)
         steps_per_epoch = args.steps_per_epoch or num_examples // batch_size
-        if preset.progressive:
-            model.set_lod(lod)
-        if first == initial_epoch and initial_epoch and not _starts_lod(preset, first):
-            model.set_learning_rate(preset.learning_rate_at(lod))  # resumed mid-level
+        if schedule.starts_level(first):
+            # A new level: a new fade-in from this step on, and fresh optimizer state (as in
+            # the reference).
+            model.set_level(level, fade_steps=schedule.fade_steps(level, steps_per_epoch))
+            model.reset_optimizers(schedule.learning_rate_at(level))
         else:
-            # A new level starts with fresh optimizer state (as in the reference).
-            model.reset_optimizers(preset.learning_rate_at(lod))
+            # Resumed mid-level: the checkpoint restored the level, its fade and the optimizers.
+            model.set_learning_rate(schedule.learning_rate_at(level))
         # A resumed run draws a fresh, seeded data order: the seed depends on the epoch.
         dataset, _ = make_dataset(
             preset.dataset, resolution=preset.resolution, channels=preset.channels,
@@ -158,9 +164,8 @@ def train(args):
                               final_epoch=last, seed=args.seed),
             tensorboard,
         ]
-        if preset.progressive:
-            callbacks.append(FadeIn(preset, lod, steps_per_epoch))
-        growth = (f"level {lod} ({4 * 2**lod} px), " if preset.progressive else "")
+        growth = (f"level {level} ({model.level_resolution} px), "
+                  if schedule.num_levels > 1 else "")
         print(f"training {preset.name} on {preset.dataset} ({num_examples} images): "
               f"{growth}epochs {first + 1}..{last}, {steps_per_epoch} steps of {batch_size} "
               f"images, {strategy.num_replicas_in_sync} replica(s); run dir {run_dir}")
@@ -177,22 +182,6 @@ def train(args):
           f"({images_seen / max(elapsed, 1e-9):.0f} images/s). Next: alae-eval {run_dir}; "
           f"alae-sample {run_dir}")
     return 0
-
-
-def _starts_lod(preset, epoch):
-    return epoch == 0 or preset.lod_at_epoch(epoch) != preset.lod_at_epoch(epoch - 1)
-
-
-def lod_segments(preset, initial_epoch):
-    """(lod, first_epoch, end_epoch) runs of epochs that train at one level of detail."""
-    segments = []
-    for epoch in range(initial_epoch, preset.epochs):
-        lod = preset.lod_at_epoch(epoch)
-        if segments and segments[-1][0] == lod:
-            segments[-1][2] = epoch + 1
-        else:
-            segments.append([lod, epoch, epoch + 1])
-    return [tuple(s) for s in segments]
 
 
 def main(argv=None):
