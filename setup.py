@@ -30,16 +30,23 @@ setup(
         "numpy>=1.26",
         "pillow>=10",
         "scikit-learn>=1.4",
+        # alae-serve: a FastAPI application run by uvicorn.
+        "fastapi>=0.110",
+        "uvicorn>=0.29",
     ],
     extras_require={
         "export": ["tensorflowjs==4.22.0", "tensorflow-decision-forests==1.12.0", "ydf==0.11.0"],
-        "dev": ["pytest>=8", "ruff>=0.6"],
+        # gRPC PredictRequest/PredictResponse protos (TF Serving's client package).
+        "serve": ["tensorflow-serving-api>=2.19,<2.20"],
+        "dev": ["pytest>=8", "ruff>=0.6", "tensorflow-serving-api>=2.19,<2.20"],
     },
     entry_points={
         "console_scripts": [
             "alae-train=alae_tf.training.train:main",
             "alae-eval=alae_tf.training.evaluate:main",
             "alae-sample=alae_tf.training.sample:main",
+            "alae-export=alae_tf.export.cli:main",
+            "alae-serve=alae_tf.export.serve:main",
         ]
     },
 )

@@ -17,9 +17,10 @@ class MappingF(keras.Model):
 
     call(z, truncation_psi=None, update_w_avg=False):
         z: [N, latent] samples of N(0, 1).
-        truncation_psi: None, or a scalar (float or tensor): w <- w_avg + psi (w - w_avg) on
-            the first ``truncation_cutoff`` style slots (on w itself without slots). A tensor
-            psi traces once for every value; psi = 1 is the identity.
+        truncation_psi: None, or a scalar (float or tensor) or one value per example [N]:
+            w <- w_avg + psi (w - w_avg) on the first ``truncation_cutoff`` style slots (on w
+            itself without slots). A tensor psi traces once for every value; psi = 1 is the
+            identity.
         update_w_avg: move the running average toward this batch's mean w,
             w_avg <- lerp(mean(w), w_avg, w_avg_decay), averaged over replicas (training).
         Returns w [N, latent], or [N, num_styles, latent] with the same w in every slot when
@@ -80,8 +81,13 @@ class MappingF(keras.Model):
         return w
 
     def truncate(self, w, truncation_psi):
-        """w_avg + psi (w - w_avg), on the first ``truncation_cutoff`` slots when w has slots."""
+        """w_avg + psi (w - w_avg), on the first ``truncation_cutoff`` slots when w has slots.
+
+        ``truncation_psi`` is a scalar or one value per example ([N]).
+        """
         psi = ops.cast(truncation_psi, w.dtype)
+        if len(psi.shape) == 1:  # per example: [N] -> [N, 1] or [N, 1, 1]
+            psi = ops.reshape(psi, (-1,) + (1,) * (len(w.shape) - 1))
         truncated = self.w_avg + psi * (w - self.w_avg)
         if not self.num_styles:
             return truncated

@@ -16,6 +16,25 @@ def mix_styles(w, w_mix, crossover):
     return tf.where(slots < crossover, w, w_mix)
 
 
+def noise_from_seeds(seeds, shapes):
+    """The generator's per-pixel noise inputs drawn from one int64 seed per example.
+
+    Args:
+        seeds: [N] int64; example n's noise depends on seeds[n] alone.
+        shapes: (H, W) of each noise input (``StyleGenerator.noise_shapes``).
+
+    Returns:
+        A list of [N, H, W, 1] float32 tensors, one per shape.
+    """
+    def per_example(seed):
+        return [tf.random.stateless_normal((h, w, 1),
+                                           seed=tf.stack([seed, tf.cast(i, seed.dtype)]))
+                for i, (h, w) in enumerate(shapes)]
+
+    signature = [tf.TensorSpec((h, w, 1), tf.float32) for h, w in shapes]
+    return tf.map_fn(per_example, tf.cast(seeds, tf.int64), fn_output_signature=signature)
+
+
 def downsample_to(x, side):
     """Average-pools square images [N, R, R, C] down to ``side`` (R a multiple of it)."""
     factor = x.shape[1] // side

@@ -1,5 +1,8 @@
-"""SavedModel (TF Serving) and TF.js export of trained encoders and generators.
+"""Export of trained encoders and generators, installed as ``alae_tf.export``.
 
-Installed as ``alae_tf.export``. Not written yet: it is a later milestone of the project (see
-the README's Status section). Nothing here is imported by the rest of the package.
+- ``saved_model``: the TF Serving SavedModel and its signatures (``alae-export``);
+- ``rest``: TF Serving's predict protocol (REST JSON, gRPC protos) on a loaded export;
+- ``serve``: ``alae-serve``, a local server for that protocol.
+
+TF.js export is a later milestone (see the README's Status section).
 """

@@ -1,0 +1,406 @@
+"""SavedModel export: signatures equal Keras in a fresh process, TF Serving's request contract,
+bad requests, alae-export's refusals, and alae-serve over real HTTP on 127.0.0.1."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alae_tf.export import cli as export_cli
+from alae_tf.export.rest import PredictError, ServedModel
+from alae_tf.presets import build_model, get_preset
+from alae_tf.style_model import StyleALAE, noise_from_seeds
+from alae_tf.training.runs import RunCheckpoint, load_trained_model, record_config
+
+BIN = Path(sys.executable).parent
+# Float32 outputs of the same graph in another process agree to rounding; 1e-5 leaves room
+# for the order of summation of threaded matmuls.
+TOLERANCE = 1e-5
+
+
+def _make_run(run_dir, preset_name, steps=2, **overrides):
+    """A real run directory: config.json and a checkpoint after a few training steps."""
+    preset = get_preset(preset_name, epochs=1, **overrides)
+    keras.utils.set_random_seed(0)
+    model = build_model(preset, seed=0)
+    model.compile(learning_rate=preset.learning_rate)
+    images = np.random.default_rng(0).uniform(*preset.pixel_range,
+                                              size=(8, *preset.image_shape)).astype("float32")
+    model.fit(tf.data.Dataset.from_tensors(images).repeat(), epochs=1, steps_per_epoch=steps,
+              verbose=0)
+    os.makedirs(run_dir, exist_ok=True)
+    record_config(str(run_dir), preset, {"seed": 0, "steps_per_epoch": steps})
+    RunCheckpoint(model, str(run_dir)).save(1)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """{family: (run_dir, export base path OUT/NAME)} for an MLP and a StyleALAE run."""
+    root = tmp_path_factory.mktemp("exports")
+    made = {}
+    for family, preset in (("mlp", "mnist_mlp"), ("style", "mnist_style_small")):
+        run_dir = _make_run(root / f"run_{family}", preset)
+        assert export_cli.main([str(run_dir), str(root / "out"), "--name", family]) == 0
+        made[family] = (run_dir, root / "out" / family)
+    return made
+
+
+def _inputs(model, n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 1, size=(n, *model.image_shape)).astype("float32")
+    return {
+        "images": images,
+        "images_uint8": (images * 255).round().astype("uint8"),
+        "w": rng.normal(size=(n, model.latent_dim)).astype("float32"),
+        "z": rng.normal(size=(n, model.latent_dim)).astype("float32"),
+        "truncation_psi": np.linspace(1.0, 0.0, n).astype("float32"),
+        "noise_seed": np.arange(n, dtype="int64") + 5,
+    }
+
+
+def _expected(model, preset, inputs):
+    """Keras outputs of the trained (EMA) model for the signatures' inputs."""
+    low, high = preset.pixel_range
+    styled = isinstance(model, StyleALAE)
+
+    def noise(seeds):
+        return noise_from_seeds(seeds, model.noise_shapes()) if styled else None
+
+    def unit(x):
+        return np.clip((np.asarray(x) - low) / (high - low), 0, 1)
+
+    x = low + (high - low) * inputs["images"]
+    zeros = np.zeros(len(x), "int64")
+    w_rec = model.encode(x)
+    expected = {
+        "reconstruct": {"images": unit(model.decode(w_rec, noise=noise(zeros)))},
+        "encode": {"w": np.asarray(w_rec)},
+        "decode": {"images": unit(model.decode(inputs["w"], noise=noise(inputs["noise_seed"])))},
+        "generate": {
+            "images": unit(model.generate(inputs["z"], truncation_psi=inputs["truncation_psi"],
+                                          noise=noise(inputs["noise_seed"]))),
+            "w": np.asarray(model.mapping_f_ema(inputs["z"],
+                                                truncation_psi=inputs["truncation_psi"])),
+        },
+    }
+    if styled:
+        w_styles = np.repeat(inputs["w"][:, None], model.num_styles, axis=1)
+        w_styles[:, 4:] = inputs["w"][::-1, None]  # a mixed code
+        inputs["w_styles"] = w_styles
+        expected["decode_styles"] = {
+            "images": unit(model.decode(w_styles, noise=noise(inputs["noise_seed"])))}
+    return expected
+
+
+def _call_args(signature, inputs, styled):
+    base = signature.removesuffix("_uint8")
+    images = inputs["images_uint8" if signature.endswith("_uint8") else "images"]
+    seed = {"noise_seed": inputs["noise_seed"]} if styled else {}
+    return {
+        "reconstruct": {"images": images},
+        "encode": {"images": images},
+        "decode": {"w": inputs["w"], **seed},
+        "decode_styles": {"w_styles": inputs.get("w_styles"), **seed},
+        "generate": {"z": inputs["z"], "truncation_psi": inputs["truncation_psi"], **seed},
+    }[base]
+
+
+FRESH_PROCESS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+calls = np.load(sys.argv[2], allow_pickle=False)
+results = {}
+for key in calls.files:
+    signature, name = key.split("|")
+    results.setdefault(signature, {})[name] = calls[key]
+out = {}
+for signature, args in results.items():
+    tensors = {k: tf.constant(v) for k, v in args.items()}
+    for name, value in loaded.signatures[signature](**tensors).items():
+        out[signature + "|" + name] = value.numpy()
+np.savez(sys.argv[3], **out)
+print(json.dumps({"alae_tf_imported": any(m.startswith("alae_tf") for m in sys.modules),
+                  "signatures": sorted(loaded.signatures)}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["mlp", "style"])
+def test_signatures_in_a_fresh_process_match_keras(exports, family, tmp_path):
+    run_dir, base = exports[family]
+    model, preset, _, _ = load_trained_model(str(run_dir))
+    inputs = _inputs(model)
+    expected = _expected(model, preset, inputs)
+    styled = family == "style"
+    signatures = [s + suffix for s in expected for suffix in ("", "_uint8")]
+    calls = {f"{s}|{k}": v for s in signatures for k, v in _call_args(s, inputs, styled).items()}
+    np.savez(tmp_path / "calls.npz", **calls)
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(base / "1"), str(tmp_path / "calls.npz"),
+         str(tmp_path / "out.npz")],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["alae_tf_imported"] is False
+    assert set(signatures) | {"serving_default", "metadata"} <= set(report["signatures"])
+    got = np.load(tmp_path / "out.npz")
+    # The uint8 twins see the 8-bit images: compare them with Keras on those.
+    quantised = {**inputs, "images": inputs["images_uint8"].astype("float32") / 255.0}
+    expected_uint8 = _expected(model, preset, quantised)
+    for signature in signatures:
+        uint8 = signature.endswith("_uint8")
+        want_all = (expected_uint8 if uint8 else expected)[signature.removesuffix("_uint8")]
+        for name, want in want_all.items():
+            value = got[f"{signature}|{name}"]
+            if uint8 and name == "images":
+                assert value.dtype == np.uint8
+                # The same float image rounded to 8 bits; a float at a rounding boundary may
+                # land one step apart.
+                assert np.max(np.abs(value.astype(int) - np.round(want * 255))) <= 1, signature
+            else:
+                np.testing.assert_allclose(value, want, atol=TOLERANCE, rtol=TOLERANCE,
+                                           err_msg=f"{signature}/{name}")
+    # serving_default is reconstruct.
+    np.testing.assert_allclose(got["reconstruct|images"], expected["reconstruct"]["images"],
+                               atol=TOLERANCE)
+
+
+@pytest.mark.slow
+def test_saved_model_cli_lists_every_signature(exports):
+    _, base = exports["style"]
+    result = subprocess.run([str(BIN / "saved_model_cli"), "show", "--dir", str(base / "1"),
+                             "--all"], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("serving_default", "reconstruct", "reconstruct_uint8", "encode", "encode_uint8",
+                 "decode", "decode_uint8", "decode_styles", "decode_styles_uint8", "generate",
+                 "generate_uint8", "metadata"):
+        assert f"signature_def['{name}']" in result.stdout, name
+    assert "inputs['noise_seed'] tensor_info:" in result.stdout
+    description = json.loads((base / "1" / "assets.extra" / "alae_signatures.json").read_text())
+    assert description["num_styles"] == 8 and description["serving_default"] == "reconstruct"
+    assert description["signatures"]["generate"]["outputs"]["w"]["shape"] == [-1, 8, 32]
+
+
+@pytest.fixture(scope="module")
+def served_mlp(exports):
+    return ServedModel(str(exports["mlp"][1]))
+
+
+def test_bad_requests_get_clear_errors(served_mlp):
+    good = np.zeros((1, 28, 28, 1), "float32")
+    cases = [
+        ({"images": np.full((1, 28, 28, 1), 0.5).tolist()}, "reconstruct_uint8", "whole numbers"),
+        ({"images": np.full((1, 28, 28, 1), 300).tolist()}, "reconstruct_uint8", "[0, 255]"),
+        ({"images": good[0].tolist()}, "reconstruct", "expected shape [-1, 28, 28, 1]"),
+        ({"images": np.zeros((1, 32, 32, 1)).tolist()}, "reconstruct", "got [1, 32, 32, 1]"),
+        ({"images": [[1, 2], [3]]}, "reconstruct", "list of numbers of one shape"),
+        ({"w": np.zeros((2, 50)).tolist(), "z": [1]}, "decode", "unknown ['z']"),
+        ({}, "generate", "missing ['truncation_psi', 'z']"),
+    ]
+    for inputs, signature, message in cases:
+        with pytest.raises(PredictError, match=None) as info:
+            served_mlp.run(signature, inputs)
+        assert message in str(info.value), (signature, str(info.value))
+        assert info.value.status == 400
+    nan = good.copy()
+    nan[0, 3, 3, 0] = np.nan
+    with pytest.raises(PredictError, match="images contains NaN or infinity"):
+        served_mlp.run("reconstruct", {"images": nan})
+    with pytest.raises(PredictError, match="w contains NaN or infinity"):
+        served_mlp.run("decode", {"w": np.full((1, 50), np.inf, "float32")})
+    with pytest.raises(PredictError, match="the batch is empty"):
+        served_mlp.run("encode", {"images": np.zeros((0, 28, 28, 1), "float32")})
+    with pytest.raises(PredictError, match="same number of examples"):
+        served_mlp.run("generate", {"z": np.zeros((2, 50), "float32"),
+                                    "truncation_psi": np.ones((3,), "float32")})
+    with pytest.raises(PredictError, match='"nope" not found'):
+        served_mlp.run("nope", {})
+    # Called directly, a loaded signature does not check shapes itself: the graph does.
+    encode = served_mlp.signatures["encode"]
+    for bad in (tf.zeros((28, 28, 1)), tf.zeros((1, 32, 32, 1)), tf.zeros((1, 784))):
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=r"images must have shape \(N, 28, 28, 1\)"):
+            encode(images=bad)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="w must have shape"):
+        served_mlp.signatures["decode"](w=tf.zeros((2, 49)))
+
+
+def test_rest_row_and_columnar_bodies_and_grpc_protos_give_the_signature_outputs(served_mlp):
+    from tensorflow_serving.apis import predict_pb2
+
+    rng = np.random.default_rng(3)
+    images = rng.uniform(size=(2, 28, 28, 1)).astype("float32")
+    z = rng.normal(size=(2, 50)).astype("float32")
+    direct = served_mlp.run("reconstruct", {"images": images})["images"]
+    generated = served_mlp.run("generate", {"z": z, "truncation_psi": np.ones(2, "float32")})
+
+    # Row format, single input: each instance is the input itself; one output: plain rows.
+    rows = served_mlp.predict_json({"instances": images.tolist()})  # serving_default
+    np.testing.assert_allclose(rows["predictions"], direct, atol=1e-6)
+    # Row format, several inputs and outputs: objects per instance.
+    body = {"signature_name": "generate",
+            "instances": [{"z": z[i].tolist(), "truncation_psi": 1.0} for i in range(2)]}
+    predictions = json.loads(json.dumps(served_mlp.predict_json(body)))["predictions"]
+    assert [sorted(p) for p in predictions] == [["images", "w"]] * 2
+    np.testing.assert_allclose([p["images"] for p in predictions], generated["images"], atol=1e-6)
+    # Columnar format: named inputs, named outputs; a single output is the bare value.
+    body = {"signature_name": "generate",
+            "inputs": {"z": z.tolist(), "truncation_psi": [1.0, 1.0]}}
+    outputs = served_mlp.predict_json(body)["outputs"]
+    np.testing.assert_allclose(outputs["w"], generated["w"], atol=1e-6)
+    body = {"signature_name": "reconstruct_uint8", "inputs": (images * 255).astype(int).tolist()}
+    assert np.asarray(served_mlp.predict_json(body)["outputs"]).shape == (2, 28, 28, 1)
+    for bad in ([], {"instances": [], "signature_name": "encode"},
+                {"instances": [1], "inputs": [1]}, {"signature_name": 3, "inputs": []}):
+        with pytest.raises(PredictError):
+            served_mlp.predict_json(bad)
+
+    # gRPC: the same request as a PredictRequest proto.
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mlp"
+    request.model_spec.signature_name = "generate"
+    request.inputs["z"].CopyFrom(tf.make_tensor_proto(z))
+    request.inputs["truncation_psi"].CopyFrom(tf.make_tensor_proto(np.ones(2, "float32")))
+    response = served_mlp.predict_proto(request)
+    assert response.model_spec.version.value == 1
+    np.testing.assert_allclose(tf.make_ndarray(response.outputs["images"]),
+                               generated["images"], atol=1e-6)
+    request.model_spec.name = "other"
+    with pytest.raises(PredictError, match="Servable not found"):
+        served_mlp.predict_proto(request)
+
+
+def test_metadata_lists_signature_tensors(served_mlp):
+    metadata = served_mlp.metadata()
+    assert metadata["model_spec"] == {"name": "mlp", "signature_name": "", "version": "1"}
+    defs = metadata["metadata"]["signature_def"]["signature_def"]
+    images = defs["encode_uint8"]["inputs"]["images"]
+    assert images["dtype"] == "DT_UINT8"
+    assert [d["size"] for d in images["tensor_shape"]["dim"]] == ["-1", "28", "28", "1"]
+    assert served_mlp.description()["latent_dim"] == 50
+
+
+@pytest.mark.slow
+def test_alae_export_refusals(tmp_path, exports, capsys):
+    out = tmp_path / "out"
+    assert export_cli.main([str(tmp_path / "missing"), str(out)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    run_dir = tmp_path / "empty_run"
+    run_dir.mkdir()
+    record_config(str(run_dir), get_preset("mnist_mlp"), {"seed": 0, "steps_per_epoch": 1})
+    assert export_cli.main([str(run_dir), str(out)]) == 2
+    assert "no checkpoint yet" in capsys.readouterr().err
+
+    # A StyleALAE stopped mid-fade at its last level, and one below its last level.
+    preset = get_preset("mnist_style_small", epochs=1)
+    for name, level, step in (("fading", 3, 2), ("small", 2, 9)):
+        model = build_model(preset)
+        model.set_level(level, fade_steps=8)
+        model.step.assign(step)
+        os.makedirs(tmp_path / name)
+        record_config(str(tmp_path / name), preset, {"seed": 0, "steps_per_epoch": 1})
+        RunCheckpoint(model, str(tmp_path / name)).save(1)
+        assert export_cli.main([str(tmp_path / name), str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1
+        assert ("middle of a fade-in" if name == "fading" else "level of detail 2 of 3") in err
+
+    run_dir, base = exports["mlp"]
+    assert export_cli.main([str(run_dir), str(base.parent), "--name", "mlp"]) == 2
+    assert "exists; pick another --version or pass --overwrite" in capsys.readouterr().err
+    before = (base / "1" / "saved_model.pb").stat().st_mtime_ns
+    assert export_cli.main([str(run_dir), str(base.parent), "--name", "mlp",
+                            "--overwrite"]) == 0
+    assert (base / "1" / "saved_model.pb").stat().st_mtime_ns != before
+    assert sorted(p.name for p in base.parent.iterdir()) == ["mlp", "style"]  # no temp left
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _http(url, body=None, timeout=30):
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.mark.slow
+def test_alae_serve_over_http(exports):
+    _, base = exports["mlp"]
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(BIN / "alae-serve"), str(base), "--port", str(port),
+         "--max-request-bytes", "200000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    url = f"http://127.0.0.1:{port}/v1/models/mlp"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if _http(url, timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, server.stderr.read()[-2000:]
+            assert time.time() < deadline, "alae-serve did not start in 120 s"
+            time.sleep(0.5)
+
+        status, body = _http(url)
+        assert body["model_version_status"][0]["state"] == "AVAILABLE"
+        assert _http(f"{url}/metadata")[1]["model_spec"]["name"] == "mlp"
+        digit = np.random.default_rng(5).uniform(size=(1, 28, 28, 1)).round(3)
+        status, body = _http(f"{url}:predict", {"instances": digit.tolist()})
+        assert status == 200
+        expected = np.asarray(body["predictions"])
+        assert expected.shape == (1, 28, 28, 1)
+
+        for request, code, message in (
+            (b"{not json", 400, "JSON Parse error"),
+            (json.dumps({"instances": [0] * 100000}).encode(), 413, "larger than the limit"),
+            ({"signature_name": "nope", "instances": digit.tolist()}, 400, "not found"),
+            ({"signature_name": "encode", "instances": [[1, 2]]}, 400, "expected shape"),
+        ):
+            status, body = _http(f"{url}:predict", request)
+            assert status == code and message in body["error"], (status, body)
+        status, body = _http(f"http://127.0.0.1:{port}/v1/models/other:predict",
+                             {"instances": digit.tolist()})
+        assert status == 404 and "Servable not found" in body["error"]
+
+        # A short bounded load: 500 requests from 4 threads, every answer checked.
+        def one(i):
+            status, body = _http(f"{url}:predict", {"instances": digit.tolist()})
+            return status == 200 and np.allclose(body["predictions"], expected, atol=1e-6)
+
+        start = time.time()
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(one, range(500)))
+        assert all(answers), answers.count(False)
+        assert time.time() - start < 300
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
