@@ -34,6 +34,27 @@ def add_equalized_weights(layer, kernel_shape):
         else None
     )
     layer.weight_scale = layer.gain * layer.lr_mul / math.sqrt(math.prod(kernel_shape[:-1]))
+    layer.bias_scale = layer.lr_mul
+
+
+def scaled(weight, scale):
+    """``weight * scale``, without an op when the scale is 1 (a folded layer, see below)."""
+    return weight if scale == 1.0 else weight * scale
+
+
+def fold_equalized_scales(layer):
+    """Bakes an equalized layer's run-time scales into its stored weights, for inference.
+
+    kernel <- kernel * weight_scale and bias <- bias * lr_mul, then both scales are 1: the
+    layer computes the same function without scaling its weights at every call (for a
+    1024 x 1024 Dense that multiply costs more than the matmul at batch 1). Only for copies
+    used for inference: training must keep the equalized parametrisation.
+    """
+    layer.kernel.assign(layer.kernel * layer.weight_scale)
+    layer.weight_scale = 1.0
+    if layer.bias is not None:
+        layer.bias.assign(layer.bias * layer.bias_scale)
+    layer.bias_scale = 1.0
 
 
 @keras.saving.register_keras_serializable(package="alae_tf")
@@ -63,9 +84,9 @@ class EqualizedDense(keras.layers.Layer):
         add_equalized_weights(self, (int(input_shape[-1]), self.units))
 
     def call(self, x):
-        y = ops.matmul(x, self.kernel * self.weight_scale)
+        y = ops.matmul(x, scaled(self.kernel, self.weight_scale))
         if self.bias is not None:
-            y = y + self.bias * self.lr_mul
+            y = y + scaled(self.bias, self.bias_scale)
         return y
 
     def compute_output_shape(self, input_shape):

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from alae_tf.layers import SQRT2, EqualizedDense, add_equalized_weights
+from alae_tf.layers import SQRT2, EqualizedDense, add_equalized_weights, scaled
 
 # [1, 2, 1] is the binomial approximation of a Gaussian; the outer product, normalised to sum
 # 1, keeps the mean intensity of an image. Symmetric, so correlation and convolution agree.
@@ -110,9 +110,10 @@ class EqualizedConv2D(keras.layers.Layer):
         add_equalized_weights(self, (k, k, int(input_shape[-1]), self.filters))
 
     def call(self, x):
-        y = ops.conv(x, self.kernel * self.weight_scale, strides=self.strides, padding=self.padding)
+        y = ops.conv(x, scaled(self.kernel, self.weight_scale), strides=self.strides,
+                     padding=self.padding)
         if self.bias is not None:
-            y = y + self.bias * self.lr_mul
+            y = y + scaled(self.bias, self.bias_scale)
         return y
 
     def compute_output_shape(self, input_shape):
@@ -157,7 +158,7 @@ class _FusedConv3x3(keras.layers.Layer):
         add_equalized_weights(self, (3, 3, int(input_shape[-1]), self.filters))
 
     def _add_bias(self, y):
-        return y if self.bias is None else y + self.bias * self.lr_mul
+        return y if self.bias is None else y + scaled(self.bias, self.bias_scale)
 
     def get_config(self):
         config = super().get_config()
@@ -195,7 +196,7 @@ class FusedUpsampleConv2D(_FusedConv3x3):
     """
 
     def call(self, x):
-        kernel = ops.flip(self.kernel * self.weight_scale, axis=(0, 1))
+        kernel = ops.flip(scaled(self.kernel, self.weight_scale), axis=(0, 1))
         # conv_transpose wants [k, k, C_out, C_in].
         kernel = ops.transpose(_shift_sum(kernel), (0, 1, 3, 2))  # [4, 4, C_out, C_in]
         y = ops.conv_transpose(x, kernel, strides=2, padding="same")  # [N, 2H, 2W, C_out]
@@ -235,7 +236,7 @@ class FusedDownsampleConv2D(_FusedConv3x3):
     """
 
     def call(self, x):
-        kernel = 0.25 * _shift_sum(self.kernel * self.weight_scale)  # [4, 4, C_in, C_out]
+        kernel = 0.25 * _shift_sum(scaled(self.kernel, self.weight_scale))  # [4, 4, C_in, C_out]
         y = ops.conv(x, kernel, strides=2, padding="same")  # [N, H/2, W/2, C_out]
         return self._add_bias(y)
 

@@ -33,9 +33,12 @@ import shutil
 import keras
 import tensorflow as tf
 
+from alae_tf.layers import EqualizedDense, fold_equalized_scales
+from alae_tf.style_layers import EqualizedConv2D, FusedDownsampleConv2D, FusedUpsampleConv2D
 from alae_tf.style_model import StyleALAE, noise_from_seeds
 
 SERVING_DEFAULT = "reconstruct"
+EQUALIZED_LAYERS = (EqualizedDense, EqualizedConv2D, FusedUpsampleConv2D, FusedDownsampleConv2D)
 METADATA_FILE = "alae_signatures.json"
 
 
@@ -56,13 +59,25 @@ def check_exportable(model):
             "the fade-in of its last level is over")
 
 
+def _inference_copy(network):
+    """A copy of ``network`` with its equalized layers' run-time scales folded into weights."""
+    copy = network.__class__.from_config(network.get_config())
+    copy.build()
+    copy.set_weights(network.get_weights())
+    # _flatten_layers is Keras's own walk over nested sub-layers (lists included).
+    for layer in copy._flatten_layers(include_self=False):
+        if isinstance(layer, EQUALIZED_LAYERS):
+            fold_equalized_scales(layer)
+    return copy
+
+
 class _Signatures:
-    """The functions behind the signatures, on the EMA networks of one model."""
+    """The functions behind the signatures, on folded copies of one model's EMA networks."""
 
     def __init__(self, model, pixel_range):
-        self.mapping_f = model.mapping_f_ema
-        self.generator = model.generator_ema
-        self.encoder = model.encoder_ema
+        self.mapping_f = _inference_copy(model.mapping_f_ema)
+        self.generator = _inference_copy(model.generator_ema)
+        self.encoder = _inference_copy(model.encoder_ema)
         self.styled = isinstance(model, StyleALAE)
         self.noise_shapes = model.generator.noise_shapes() if self.styled else []
         self.num_styles = model.num_styles if self.styled else 0

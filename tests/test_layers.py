@@ -95,3 +95,20 @@ def test_encoder_output_uses_small_leak():
     out = encoder(np.ones((1, 2, 2, 1), "float32"))
     pre, out = np.asarray(pre), np.asarray(out)
     np.testing.assert_allclose(out, np.where(pre > 0, pre, 0.01 * pre), rtol=1e-5)
+
+
+def test_folding_the_equalized_scales_keeps_the_function():
+    from alae_tf.layers import fold_equalized_scales
+    from alae_tf.style_layers import EqualizedConv2D, FusedUpsampleConv2D
+
+    rng = np.random.default_rng(4)
+    for layer, shape in ((EqualizedDense(6, lr_mul=0.1), (3, 5)),
+                         (EqualizedConv2D(4, 3, gain=0.5), (2, 6, 6, 3)),
+                         (FusedUpsampleConv2D(4, lr_mul=0.3), (2, 5, 5, 3))):
+        x = rng.normal(size=shape).astype("float32")
+        layer(x)
+        layer.bias.assign(rng.normal(size=layer.bias.shape).astype("float32"))
+        before = np.asarray(layer(x))
+        fold_equalized_scales(layer)
+        assert layer.weight_scale == 1.0 and layer.bias_scale == 1.0
+        np.testing.assert_allclose(layer(x), before, rtol=1e-5, atol=1e-5)
