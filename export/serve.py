@@ -16,6 +16,7 @@ Errors are TF Serving's: a JSON body ``{"error": "..."}`` with a 4xx status.
 """
 
 import json
+import socket
 
 from alae_tf.training.cli import ArgumentParser, UsageError, positive_int, run_main
 
@@ -119,6 +120,12 @@ def serve(args):
 
     if args.port > 65535:
         raise UsageError(f"--port must be at most 65535, got {args.port}")
+    try:
+        with socket.socket() as probe:  # fail in one line before loading, not in uvicorn
+            probe.bind((args.host, args.port))
+    except OSError as e:
+        raise UsageError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}); "
+                         "pick another --port or --host") from None
     try:
         served = ServedModel(args.model_base_path, name=args.name)
     except PredictError as e:
