@@ -74,21 +74,20 @@ def create_app(served, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES):
     async def predict_version(name: str, version: str, request: Request):
         return await predict(request, name, version)
 
-    @app.get("/v1/models/{name}/metadata")
-    def metadata(name: str):
+    def describe(name, body):
         try:
             check_name(name)
         except PredictError as e:
             return error(str(e), e.status)
-        return served.metadata()
+        return body()
+
+    @app.get("/v1/models/{name}/metadata")
+    def metadata(name: str):
+        return describe(name, served.metadata)
 
     @app.get("/v1/models/{name}")
     def status(name: str):
-        try:
-            check_name(name)
-        except PredictError as e:
-            return error(str(e), e.status)
-        return served.status()
+        return describe(name, served.status)
 
     return app
 
