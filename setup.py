@@ -1,8 +1,9 @@
 """Installs alae-tf.
 
-The repository keeps the top-level folders ``training/`` and ``export/`` for readers, but
-installs them as ``alae_tf.training`` and ``alae_tf.export`` so that site-packages gets no
-generic top-level names.
+The repository keeps the top-level folders ``training/``, ``export/`` and ``web_demo/`` for
+readers, but installs them as ``alae_tf.training``, ``alae_tf.export`` and ``alae_tf.web_demo``
+so that site-packages gets no generic top-level names. The demo's TF.js runtime comes from npm
+(``web_demo/package-lock.json``; ``make demo`` installs it).
 """
 
 from setuptools import setup
@@ -14,13 +15,18 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
-    packages=["alae_tf", "alae_tf.training", "alae_tf.export"],
+    packages=["alae_tf", "alae_tf.training", "alae_tf.export", "alae_tf.web_demo"],
     package_dir={
         "alae_tf": "alae_tf",
         "alae_tf.training": "training",
         "alae_tf.export": "export",
+        "alae_tf.web_demo": "web_demo",
     },
-    package_data={"alae_tf": ["assets/*.npz", "assets/*.md"]},
+    package_data={
+        "alae_tf": ["assets/*.npz", "assets/*.md"],
+        "alae_tf.web_demo": ["index.html", "style.css", "js/*.js", "models/*/*.json",
+                             "models/*/*/*.json", "models/*/*/*.bin"],
+    },
     install_requires=[
         # Ranges here; the exact set that installs together without backtracking is
         # requirements.lock (TF-DF 1.12 pins TF 2.19; tensorflowjs 4.22 imports TF-DF).
@@ -47,6 +53,7 @@ setup(
             "alae-sample=alae_tf.training.sample:main",
             "alae-export=alae_tf.export.cli:main",
             "alae-serve=alae_tf.export.serve:main",
+            "alae-demo=alae_tf.web_demo.server:main",
         ]
     },
 )

@@ -74,7 +74,10 @@ def _inference_copy(network):
 class _Signatures:
     """The functions behind the signatures, on folded copies of one model's EMA networks."""
 
-    def __init__(self, model, pixel_range):
+    def __init__(self, model, pixel_range, checked=True):
+        # checked=False leaves out the run-time input checks (Assert ops), for graphs whose
+        # runtime has no Assert (TF.js) and whose caller fixes the shapes itself.
+        self.checked = checked
         self.mapping_f = _inference_copy(model.mapping_f_ema)
         self.generator = _inference_copy(model.generator_ema)
         self.encoder = _inference_copy(model.encoder_ema)
@@ -87,14 +90,15 @@ class _Signatures:
 
     # ---------------------------------------------------------------- conversions and checks
 
-    @staticmethod
-    def _shaped(tensor, name, tail):
+    def _shaped(self, tensor, name, tail):
         """Checks at run time that ``tensor`` is [N, *tail].
 
         A loaded signature does not enforce its input shapes (the traced graph assumes them),
         so a wrong rank or image size would otherwise reach the networks. The shape is padded
         with ones to the expected rank; the element count must then match too.
         """
+        if not self.checked:
+            return tensor
         rank = 1 + len(tail)
         shape = tf.concat([tf.shape(tensor, out_type=tf.int64), tf.ones([rank], tf.int64)],
                           0)[:rank]
@@ -107,17 +111,22 @@ class _Signatures:
         with tf.control_dependencies([check]):
             return tf.identity(tensor)
 
-    @staticmethod
-    def _nonempty(tensor, name):
+    def _nonempty(self, tensor, name):
+        if not self.checked:
+            return tensor
         tf.debugging.assert_positive(
             tf.shape(tensor)[0], message=f"{name}: the batch is empty; send at least one example")
         return tensor
 
     def _finite(self, tensor, name):
+        if not self.checked:
+            return tensor
         return tf.debugging.assert_all_finite(
             self._nonempty(tensor, name), f"{name} contains NaN or infinity")
 
     def _same_batch(self, a, b, names):
+        if not self.checked:
+            return
         tf.debugging.assert_equal(
             tf.shape(a)[0], tf.shape(b)[0],
             message=f"{names[0]} and {names[1]} must have the same number of examples")
@@ -137,10 +146,13 @@ class _Signatures:
             return tf.cast(tf.round(unit * 255.0), tf.uint8)
         return unit
 
-    def _decode(self, w, seeds):
+    def _decode(self, w, seeds=None, noise=None):
+        """G(w); StyleALAE's noise comes from ``seeds`` [N] or is given as ``noise`` (a list)."""
         if not self.styled:
             return self.generator(w)
-        return self.generator(w, noise=noise_from_seeds(seeds, self.noise_shapes))
+        if noise is None:
+            noise = noise_from_seeds(seeds, self.noise_shapes)
+        return self.generator(w, noise=noise)
 
     # ---------------------------------------------------------------- signatures
 

@@ -1,0 +1,323 @@
+"""TF.js export of a trained ALAE: four graph models and a manifest, for the browser demo.
+
+``alae-export RUN_DIR OUT --format tfjs`` writes ``OUT/NAME/``:
+
+=================  ==============================================  ===========================
+graph              inputs                                          outputs
+=================  ==============================================  ===========================
+encoder/           images [N, H, W, C] float32 in [0, 1]           w [N, latent]
+generator/         w [N, latent] (MLP) or w_styles [N, S, latent]  images [N, H, W, C] in
+                   (StyleALAE) (+ noise [N, noise_size])           [0, 1]
+mapping/           z [N, latent], truncation_psi [N]               w [N, latent] or
+                                                                   w_styles [N, S, latent]
+reconstruct/       images (+ noise [N, noise_size])                images: G(E(x))
+=================  ==============================================  ===========================
+
+and ``manifest.json``, which says all of this in JSON (plus the preset, the noise layout and
+the run's own alae-eval scores), so a page needs nothing but the folder.
+
+The graphs are converted by the pinned ``tensorflowjs`` converter from SavedModel signatures
+built by the same code as the TF Serving export (``saved_model._Signatures``), with two
+differences TF.js needs: no run-time input checks (TF.js has no Assert op; the page fixes the
+shapes), and StyleALAE's per-pixel noise is an input (TF.js has no stateless random ops). The
+noise input is every noise map of the generator flattened and concatenated, in
+``manifest["noise"]["shapes"]`` order; zeros give the mean image, N(0, 1) draws the noise
+training used. The demo loads encoder, generator and mapping, so no weights are downloaded twice;
+reconstruct is the one-call graph for other pages.
+"""
+
+import base64
+import json
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alae_tf.export.saved_model import ExportError, _Signatures, check_exportable
+
+FORMAT = "alae-tf TF.js export 1"
+MANIFEST = "manifest.json"
+GRAPHS = ("encoder", "generator", "mapping", "reconstruct")
+QUANTIZATIONS = ("float16", "uint8")
+# The run's alae-eval numbers copied into the manifest, when the run has them.
+SCORE_KEYS = ("w/ema", "w/raw", "features/ema")
+
+
+class BrowserSignatures(_Signatures):
+    """The functions behind the TF.js graphs (unchecked; StyleALAE noise as one input)."""
+
+    def __init__(self, model, pixel_range):
+        super().__init__(model, pixel_range, checked=False)
+        self.noise_size = sum(h * w for h, w in self.noise_shapes)
+
+    def split_noise(self, noise):
+        """[N, noise_size] -> the generator's noise maps, [N, H, W, 1] each."""
+        maps, start = [], 0
+        for h, w in self.noise_shapes:
+            maps.append(tf.reshape(noise[:, start:start + h * w], [-1, h, w, 1]))
+            start += h * w
+        return maps
+
+    def encoder_fn(self, images):
+        return {"w": self.encoder(self._images_in(images))}
+
+    def generator_fn(self, w, noise=None):
+        noise = None if noise is None else self.split_noise(noise)
+        return {"images": self._images_out(self._decode(w, noise=noise), tf.float32)}
+
+    def mapping_fn(self, z, truncation_psi):
+        return {"w_styles" if self.styled else "w": self.mapping_f(z,
+                                                                  truncation_psi=truncation_psi)}
+
+    def reconstruct_fn(self, images, noise=None):
+        w = self.encoder(self._images_in(images))
+        return self.generator_fn(w, noise)
+
+    def browser_specs(self):
+        """{graph: (function, [TensorSpec, ...])}."""
+        images = tf.TensorSpec((None, *self.image_shape), tf.float32, name="images")
+        latent = (None, self.latent_dim)
+        z = tf.TensorSpec(latent, tf.float32, name="z")
+        psi = tf.TensorSpec((None,), tf.float32, name="truncation_psi")
+        if not self.styled:
+            w = tf.TensorSpec(latent, tf.float32, name="w")
+            return {"encoder": (self.encoder_fn, [images]),
+                    "generator": (self.generator_fn, [w]),
+                    "mapping": (self.mapping_fn, [z, psi]),
+                    "reconstruct": (self.reconstruct_fn, [images])}
+        noise = tf.TensorSpec((None, self.noise_size), tf.float32, name="noise")
+        w_styles = tf.TensorSpec((None, self.num_styles, self.latent_dim), tf.float32,
+                                 name="w_styles")
+        return {"encoder": (self.encoder_fn, [images]),
+                "generator": (self.generator_fn, [w_styles, noise]),
+                "mapping": (self.mapping_fn, [z, psi]),
+                "reconstruct": (self.reconstruct_fn, [images, noise])}
+
+    def outputs(self, graph):
+        image = {"dtype": "float32", "shape": [-1, *self.image_shape], "range": [0.0, 1.0]}
+        w = {"dtype": "float32", "shape": [-1, self.latent_dim]}
+        if graph == "encoder":
+            return {"w": w}
+        if graph == "mapping":
+            if self.styled:
+                return {"w_styles": {"dtype": "float32",
+                                     "shape": [-1, self.num_styles, self.latent_dim]}}
+            return {"w": w}
+        return {"images": image}
+
+
+def run_scores(run_dir):
+    """The alae-eval numbers of ``run_dir`` worth showing with an export ({} if not evaluated)."""
+    path = os.path.join(run_dir, "metrics.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            metrics = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    scores = {}
+    for key in SCORE_KEYS:
+        entry = metrics.get("representation", {}).get(key)
+        if entry:
+            scores[key] = {"knn1": round(entry["knn1"], 4), "svm": round(entry["svm"], 4)}
+    for key in ("reconstruction_mse",):
+        if key in metrics:
+            scores[key] = round(metrics[key], 5)
+    samples = metrics.get("samples", {})
+    for key in ("confident_fraction", "label_agreement"):
+        if key in samples:
+            scores[f"samples/{key}"] = round(samples[key], 4)
+    if scores:
+        scores["num_test"] = metrics.get("num_test")
+    return scores
+
+
+def _folder_bytes(path):
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(path) for name in names)
+
+
+def _convert(saved_model_dir, signature, out_dir, quantize):
+    # Imported here: tensorflowjs pulls in TF-DF, JAX and flax, seconds of import time that
+    # the SavedModel path does not need.
+    from tensorflowjs.converters import tf_saved_model_conversion_v2 as converter
+
+    converter.convert_tf_saved_model(
+        saved_model_dir, out_dir, signature_def=signature, saved_model_tags="serve",
+        quantization_dtype_map={quantize: True} if quantize else None,
+        use_structured_outputs_names=True)
+
+
+# Fused ops whose bias input the converter may have set to a computed tensor.
+_UNFUSED_OP = {"_FusedConv2D": "Conv2D", "FusedDepthwiseConv2dNative": "DepthwiseConv2dNative",
+               "_FusedMatMul": "MatMul"}
+_FUSION_ATTRS = ("fused_ops", "num_args", "epsilon", "leakyrelu_alpha", "TArgs",
+                 "num_host_args", "_input_shapes")
+
+
+def _node_name(tensor):
+    return tensor.split(":")[0].lstrip("^")
+
+
+def unfuse_tensor_biases(topology, weights):
+    """Splits fused conv/matmul nodes whose "bias" is a computed tensor back into op + add.
+
+    Grappler folds StyleALAE's ``conv -> + noise * strength -> + bias`` into one fused
+    convolution whose bias is the [N, H, W, C] sum of both. TF.js's CPU and WebGL kernels
+    broadcast such a bias, but its WASM kernels take a rank-1 bias only ("FusedConv2D only
+    supports rank-1 bias"). This rewrites those nodes as the plain op, an AddV2 and the fused
+    activation, under the original node name, so every backend runs the graph.
+
+    Args:
+        topology: model.json's ``modelTopology`` (changed in place).
+        weights: the names of the graph's weights (constants).
+
+    Returns:
+        How many nodes were split.
+    """
+    nodes, split = [], 0
+    for node in topology["node"]:
+        op = node["op"]
+        inputs = [i for i in node.get("input", []) if not i.startswith("^")]
+        if op not in _UNFUSED_OP or len(inputs) < 3 or _node_name(inputs[2]) in weights:
+            nodes.append(node)
+            continue
+        fused = [base64.b64decode(f).decode() for f in
+                 node["attr"].get("fused_ops", {}).get("list", {}).get("s", [])]
+        if not fused or fused[0] != "BiasAdd" or len(fused) > 2 or (
+                len(fused) == 2 and fused[1] not in ("Relu", "LeakyRelu")):
+            raise ExportError(f"cannot split the fused node {node['name']} ({fused}) for TF.js")
+        name = node["name"]
+        dtype = node["attr"]["T"]
+        plain = {key: value for key, value in node["attr"].items()
+                 if key not in _FUSION_ATTRS}
+        controls = [i for i in node.get("input", []) if i.startswith("^")]
+        nodes.append({"name": f"{name}/unfused", "op": _UNFUSED_OP[op],
+                      "input": inputs[:2] + controls, "attr": plain})
+        add_name = name if len(fused) == 1 else f"{name}/unfused_bias"
+        nodes.append({"name": add_name, "op": "AddV2", "input": [f"{name}/unfused", inputs[2]],
+                      "attr": {"T": dtype}})
+        if len(fused) == 2:
+            activation = {"name": name, "op": fused[1], "input": [add_name], "attr": {"T": dtype}}
+            if fused[1] == "LeakyRelu":
+                activation["attr"]["alpha"] = {"f": node["attr"]["leakyrelu_alpha"]["f"]}
+            nodes.append(activation)
+        split += 1
+    topology["node"] = nodes
+    return split
+
+
+def _make_portable(graph_dir):
+    """Applies ``unfuse_tensor_biases`` to the converted graph in ``graph_dir``."""
+    path = os.path.join(graph_dir, "model.json")
+    with open(path, encoding="utf-8") as f:
+        graph = json.load(f)
+    weights = {w["name"] for group in graph["weightsManifest"] for w in group["weights"]}
+    if unfuse_tensor_biases(graph["modelTopology"], weights):
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(graph, f)
+
+
+def export_tfjs(model, preset, path, quantize=None, overwrite=False, scores=None, source=None):
+    """Writes the TF.js export of ``model`` (an ALAE at full resolution) to folder ``path``.
+
+    Args:
+        quantize: None (float32 weights), "float16" or "uint8" (weights stored in that type
+            and expanded to float32 when loaded; 2x and 4x smaller).
+        scores: alae-eval numbers to record in the manifest (``run_scores``).
+        source: where the export comes from (run directory, epoch), for the manifest.
+
+    Raises:
+        ExportError: mid-growth model, unknown quantization, or ``path`` exists without
+            ``overwrite``.
+    """
+    check_exportable(model)
+    if quantize not in (None, *QUANTIZATIONS):
+        raise ExportError(f"unknown quantization {quantize!r}: pick one of "
+                          f"{', '.join(QUANTIZATIONS)}")
+    if os.path.exists(path) and not overwrite:
+        raise ExportError(f"{path} exists; pick another --name or pass --overwrite")
+    signatures = BrowserSignatures(model, preset.pixel_range)
+    specs = signatures.browser_specs()
+
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="alae_tfjs_") as work:
+            archive = keras.export.ExportArchive()
+            for network in (signatures.mapping_f, signatures.generator, signatures.encoder):
+                archive.track(network)
+            for name, (fn, input_specs) in specs.items():
+                archive.add_endpoint(name, fn, input_signature=input_specs)
+            saved_model_dir = os.path.join(work, "saved_model")
+            archive.write_out(saved_model_dir, verbose=False)
+            graphs = {}
+            for name, (_, input_specs) in specs.items():
+                _convert(saved_model_dir, name, os.path.join(tmp, name), quantize)
+                _make_portable(os.path.join(tmp, name))
+                graphs[name] = {
+                    "path": f"{name}/model.json",
+                    "bytes": _folder_bytes(os.path.join(tmp, name)),
+                    "inputs": {s.name: {"dtype": s.dtype.name,
+                                        "shape": [-1 if d is None else d for d in s.shape]}
+                               for s in input_specs},
+                    "outputs": signatures.outputs(name),
+                }
+        manifest = {
+            "format": FORMAT,
+            "model": type(model).__name__,
+            "preset": preset.name,
+            "resolution": model.image_shape[0],
+            "channels": model.image_shape[2],
+            "dataset": preset.dataset,
+            "latent_dim": model.latent_dim,
+            "num_styles": signatures.num_styles,
+            "noise": {"size": signatures.noise_size,
+                      "shapes": [list(s) for s in signatures.noise_shapes]},
+            "images": {"dtype": "float32", "range": [0.0, 1.0], "layout": "NHWC"},
+            "quantization": quantize or "float32",
+            "graphs": graphs,
+            "scores": scores or {},
+            "source": source or {},
+            "notes": [
+                "images in [0, 1], NHWC; inputs are clipped to [0, 1]",
+                "truncation_psi: one value per example; 1 = no truncation, 0 = the average w",
+                "noise: the generator's noise maps flattened and concatenated in noise.shapes "
+                "order; zeros give the mean image, N(0, 1) the noise used in training",
+                "w_styles[:, k] is the w of style slot k; slots 2b and 2b + 1 style "
+                "generator block b (block 0 is 4x4); coarse slots first",
+            ],
+        }
+        with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2, sort_keys=True)
+            f.write("\n")
+        if os.path.exists(path):
+            old = f"{tmp}.old"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def reference_outputs(model, preset, inputs):
+    """What each TF.js graph should return for ``inputs`` ({graph: {input: array}}), by Keras.
+
+    Runs the same functions the export converts, in TensorFlow, so a TF.js runtime can be
+    compared against them.
+    """
+    signatures = BrowserSignatures(model, preset.pixel_range)
+    specs = signatures.browser_specs()
+    results = {}
+    for graph, feeds in inputs.items():
+        fn, input_specs = specs[graph]
+        args = [tf.constant(np.asarray(feeds[s.name], np.float32)) for s in input_specs]
+        results[graph] = {k: v.numpy() for k, v in fn(*args).items()}
+    return results

@@ -1,0 +1,132 @@
+// An ALAE TF.js export (alae-export --format tfjs) as one object: encode, decode, map,
+// reconstruct, style mixing. Shared by the page (tf is the global from tf.min.js) and by the
+// Node tools (tf is the @tensorflow/tfjs module), so both run the same code.
+
+/** The graphs the demo needs; "reconstruct" holds the encoder and generator weights again. */
+export const DEMO_GRAPHS = ['encoder', 'generator', 'mapping'];
+
+export class AlaeModel {
+  /**
+   * @param tf the TF.js namespace.
+   * @param manifest the export's manifest.json.
+   * @param graphs {name: tf.GraphModel}.
+   */
+  constructor(tf, manifest, graphs) {
+    if (!manifest || !String(manifest.format || '').startsWith('alae-tf TF.js export')) {
+      throw new Error('not an alae-tf TF.js export (manifest.json has no alae-tf format)');
+    }
+    this.tf = tf;
+    this.manifest = manifest;
+    this.graphs = graphs;
+    this.resolution = manifest.resolution;
+    this.channels = manifest.channels;
+    this.latentDim = manifest.latent_dim;
+    this.numStyles = manifest.num_styles;
+    this.noiseSize = manifest.noise.size;
+    this.styled = manifest.num_styles > 0;
+  }
+
+  /**
+   * Loads an export.
+   * @param loadGraph async (name, path, onFraction) => tf.GraphModel; path is the graph's
+   *     model.json relative to the export folder.
+   * @param onProgress optional (fraction in [0, 1]) over all graphs.
+   */
+  static async load(tf, manifest, loadGraph, {graphs = DEMO_GRAPHS, onProgress} = {}) {
+    const missing = graphs.filter((g) => !(manifest.graphs && manifest.graphs[g]));
+    if (missing.length) throw new Error(`the export has no ${missing.join(', ')} graph`);
+    const total = graphs.reduce((sum, g) => sum + manifest.graphs[g].bytes, 0);
+    let done = 0;
+    const loaded = {};
+    for (const name of graphs) {
+      const size = manifest.graphs[name].bytes;
+      loaded[name] = await loadGraph(name, manifest.graphs[name].path, (fraction) => {
+        if (onProgress) onProgress((done + fraction * size) / total);
+      });
+      done += size;
+      if (onProgress) onProgress(done / total);
+    }
+    return new AlaeModel(tf, manifest, loaded);
+  }
+
+  run(graph, inputs) {
+    const model = this.graphs[graph];
+    if (!model) throw new Error(`graph ${graph} is not loaded`);
+    const out = model.predict(inputs);
+    const keys = Object.keys(this.manifest.graphs[graph].outputs);
+    return out instanceof this.tf.Tensor ? out : out[keys[0]];
+  }
+
+  /** images [N, H, W, C] in [0, 1] -> w [N, latent]. */
+  encode(images) {
+    return this.run('encoder', {images});
+  }
+
+  /** w [N, latent] or w_styles [N, S, latent] -> images [N, H, W, C] in [0, 1]. */
+  decode(w, noise) {
+    const tf = this.tf;
+    return tf.tidy(() => {
+      if (!this.styled) return this.run('generator', {w});
+      const styles = w.rank === 2 ? tf.tile(w.expandDims(1), [1, this.numStyles, 1]) : w;
+      return this.run('generator', {
+        w_styles: styles, noise: noise || this.zeroNoise(w.shape[0])});
+    });
+  }
+
+  /** z [N, latent], psi (number or [N]) -> w [N, latent] or w_styles [N, S, latent]. */
+  map(z, psi = 1) {
+    const tf = this.tf;
+    return tf.tidy(() => {
+      const n = z.shape[0];
+      const truncation = typeof psi === 'number' ? tf.fill([n], psi) : psi;
+      return this.run('mapping', {z, truncation_psi: truncation});
+    });
+  }
+
+  /** images -> G(E(images)), through the encoder and generator graphs. */
+  reconstruct(images, noise) {
+    return this.tf.tidy(() => this.decode(this.encode(images), noise));
+  }
+
+  /** The same through the one-call reconstruct graph (when it is loaded). */
+  reconstructGraph(images, noise) {
+    const inputs = {images};
+    if (this.styled) inputs.noise = noise || this.zeroNoise(images.shape[0]);
+    return this.run('reconstruct', inputs);
+  }
+
+  zeroNoise(n) {
+    return this.tf.zeros([n, this.noiseSize]);
+  }
+
+  randomNoise(n, seed) {
+    return this.tf.randomNormal([n, this.noiseSize], 0, 1, 'float32', seed);
+  }
+
+  /**
+   * Style mixing: slots [0, crossover) from a, [crossover, S) from b. a, b: [N, latent] or
+   * [N, S, latent]. Returns w_styles [N, S, latent].
+   */
+  mix(a, b, crossover) {
+    const tf = this.tf;
+    if (!this.styled) throw new Error('style mixing needs a StyleALAE export');
+    return tf.tidy(() => {
+      const slots = (w) => (w.rank === 2 ? tf.tile(w.expandDims(1), [1, this.numStyles, 1]) : w);
+      const k = Math.max(0, Math.min(this.numStyles, Math.round(crossover)));
+      const mask = tf.tensor1d(
+        Array.from({length: this.numStyles}, (_, i) => (i < k ? 1 : 0))).reshape([1, -1, 1]);
+      const wa = slots(a);
+      const wb = slots(b);
+      return wa.mul(mask).add(wb.mul(tf.scalar(1).sub(mask)));
+    });
+  }
+
+  dispose() {
+    for (const g of Object.values(this.graphs)) g.dispose();
+  }
+}
+
+/** Linear interpolation of two w tensors, t in [0, 1]. */
+export function lerp(tf, a, b, t) {
+  return tf.tidy(() => a.add(b.sub(a).mul(t)));
+}

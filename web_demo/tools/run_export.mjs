@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// Runs a TF.js export in Node with pure @tensorflow/tfjs (CPU backend), the runtime the tests
+// compare against Keras and the benchmark times.
+//
+//   node tools/run_export.mjs EXPORT_DIR --inputs IN.json --out OUT.json
+//       IN.json: {graph: {input: {shape: [...], data: [...]}}}; OUT.json: the same for each
+//       graph's output, plus "chain_reconstruct" (encoder then generator, as the page does)
+//       when IN.json has a "reconstruct" entry.
+//   node tools/run_export.mjs EXPORT_DIR --bench N [--batch B]
+//       prints JSON: median and p95 ms of N reconstruct calls after 3 warm-up calls.
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+
+import {AlaeModel} from '../js/alae_model.js';
+
+function fail(message) {
+  process.stderr.write(`run_export: ${message}\n`);
+  process.exit(2);
+}
+
+async function loadExport(dir, graphs) {
+  let manifest;
+  try {
+    manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+  } catch (e) {
+    fail(`${dir}: cannot read manifest.json (${e.message}); is it an alae-export --format tfjs folder?`);
+  }
+  const loadGraph = async (name, rel) => {
+    const file = path.join(dir, rel);
+    const folder = path.dirname(file);
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const weightSpecs = json.weightsManifest.flatMap((g) => g.weights);
+    const data = Buffer.concat(
+      json.weightsManifest.flatMap((g) => g.paths.map((p) => fs.readFileSync(path.join(folder, p)))));
+    return tf.loadGraphModel(tf.io.fromMemory({
+      modelTopology: json.modelTopology, weightSpecs,
+      weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength),
+      signature: json.signature, userDefinedMetadata: json.userDefinedMetadata,
+    }));
+  };
+  return AlaeModel.load(tf, manifest, loadGraph, {graphs});
+}
+
+function toTensor(entry) {
+  return tf.tensor(Float32Array.from(entry.data), entry.shape, 'float32');
+}
+
+function fromTensor(t) {
+  return {shape: t.shape, data: Array.from(t.dataSync())};
+}
+
+function percentile(sorted, q) {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  if (!args.length || args[0].startsWith('-')) fail('usage: run_export.mjs EXPORT_DIR (--inputs IN --out OUT | --bench N)');
+  const dir = args[0];
+  const option = (name, fallback) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : fallback;
+  };
+  await tf.setBackend('cpu');
+  if (option('--bench')) {
+    const runs = Number(option('--bench'));
+    const batch = Number(option('--batch', '1'));
+    const model = await loadExport(dir, ['encoder', 'generator', 'reconstruct']);
+    const images = tf.randomUniform([batch, model.resolution, model.resolution, model.channels]);
+    const times = {};
+    for (const [name, call] of [['chain', (x) => model.reconstruct(x)],
+                                ['graph', (x) => model.reconstructGraph(x)]]) {
+      for (let i = 0; i < 3; i++) call(images).dispose();
+      const ms = [];
+      for (let i = 0; i < runs; i++) {
+        const start = performance.now();
+        const out = call(images);
+        await out.data();
+        ms.push(performance.now() - start);
+        out.dispose();
+      }
+      ms.sort((a, b) => a - b);
+      times[name] = {median_ms: percentile(ms, 0.5), p95_ms: percentile(ms, 0.95), runs};
+    }
+    process.stdout.write(JSON.stringify({backend: tf.getBackend(), batch, ...times}) + '\n');
+    return;
+  }
+  const inputs = JSON.parse(fs.readFileSync(option('--inputs'), 'utf8'));
+  const model = await loadExport(dir, Object.keys(inputs));
+  const results = {};
+  for (const [graph, feeds] of Object.entries(inputs)) {
+    const tensors = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, toTensor(v)]));
+    const key = Object.keys(model.manifest.graphs[graph].outputs)[0];
+    results[graph] = {[key]: fromTensor(model.run(graph, tensors))};
+    if (graph === 'reconstruct') {
+      results.chain_reconstruct = {images: fromTensor(model.reconstruct(tensors.images, tensors.noise))};
+    }
+  }
+  fs.writeFileSync(option('--out'), JSON.stringify(results));
+}
+
+main().catch((e) => fail(e.stack || String(e)));
