@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_DIR ?= runs/mnist_mlp
 
-.PHONY: setup train test lint benchmark clean
+NPM_STAMP := web_demo/node_modules/.package-lock.json
+
+.PHONY: setup chromium train test demo lint benchmark clean
 
 # Exactly the README's set-up sentence. pip stays the one the venv bundles (no upgrade) so CI
 # takes the path a reader takes; pyproject.toml is what makes that pip's `-e .` work.
@@ -14,7 +16,16 @@ $(VENV)/.installed: requirements.lock setup.py pyproject.toml
 	$(BIN)/pip install --no-deps -e .
 	touch $@
 
-setup: $(VENV)/.installed
+# The web demo's pinned npm packages: the TF.js runtime (served to the page, and run by Node in
+# the tests) and playwright-core, which drives Chromium in the browser tests.
+$(NPM_STAMP): web_demo/package.json web_demo/package-lock.json
+	npm ci --prefix web_demo --no-audit --no-fund
+
+setup: $(VENV)/.installed $(NPM_STAMP)
+
+# Debian's chromium for the browser tests (apt-get; skipped when CHROMIUM is set or one is there).
+chromium:
+	scripts/install_chromium.sh
 
 # The main job: train the paper's MNIST MLP-ALAE on the embedded digits, then score it and
 # draw its sample, reconstruction and interpolation grids.
@@ -23,8 +34,12 @@ train: setup
 	$(BIN)/alae-eval $(RUN_DIR)
 	$(BIN)/alae-sample $(RUN_DIR)
 
-test: setup
+test: setup chromium
 	$(BIN)/pytest -q
+
+# The in-browser demo on http://127.0.0.1:8080/ (the encoder and generator run in the browser).
+demo: setup
+	$(BIN)/alae-demo
 
 lint: setup
 	$(BIN)/ruff check .
@@ -33,4 +48,4 @@ benchmark: setup
 	$(BIN)/python benchmarks/train_throughput.py --preset mnist_mlp
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info web_demo/node_modules test-output

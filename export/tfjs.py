@@ -141,7 +141,9 @@ def _folder_bytes(path):
 
 def _convert(saved_model_dir, signature, out_dir, quantize):
     # Imported here: tensorflowjs pulls in TF-DF, JAX and flax, seconds of import time that
-    # the SavedModel path does not need.
+    # the SavedModel path does not need. TF-DF's import-time banner wants IPython when stdout
+    # is not a terminal (under pytest, in a pipe); it is switched off.
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
     from tensorflowjs.converters import tf_saved_model_conversion_v2 as converter
 
     converter.convert_tf_saved_model(

@@ -12,10 +12,10 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from run_helpers import make_run as _make_run
 
 from alae_tf.export import cli as export_cli
 from alae_tf.export.rest import PredictError, ServedModel
@@ -27,22 +27,6 @@ BIN = Path(sys.executable).parent
 # Float32 outputs of the same graph in another process agree to rounding; 1e-5 leaves room
 # for the order of summation of threaded matmuls.
 TOLERANCE = 1e-5
-
-
-def _make_run(run_dir, preset_name, steps=2, **overrides):
-    """A real run directory: config.json and a checkpoint after a few training steps."""
-    preset = get_preset(preset_name, epochs=1, **overrides)
-    keras.utils.set_random_seed(0)
-    model = build_model(preset, seed=0)
-    model.compile(learning_rate=preset.learning_rate)
-    images = np.random.default_rng(0).uniform(*preset.pixel_range,
-                                              size=(8, *preset.image_shape)).astype("float32")
-    model.fit(tf.data.Dataset.from_tensors(images).repeat(), epochs=1, steps_per_epoch=steps,
-              verbose=0)
-    os.makedirs(run_dir, exist_ok=True)
-    record_config(str(run_dir), preset, {"seed": 0, "steps_per_epoch": steps})
-    RunCheckpoint(model, str(run_dir)).save(1)
-    return run_dir
 
 
 @pytest.fixture(scope="module")

@@ -159,6 +159,13 @@ async function checkBackend(browser, backend) {
     const b = await canvasPixels(page, canvas);
     result.sliders[id] = meanAbsDiff(a, b);
     await shot(`${id}_${to}`);
+    if (id === 'crossover') {  // a real mix differs from both pure ends
+      await setRange(page, id, (from + to) / 2);
+      await page.waitForTimeout(300);
+      const mid = await canvasPixels(page, canvas);
+      result.sliders.crossover_mid = Math.min(meanAbsDiff(a, mid), meanAbsDiff(b, mid));
+      await shot(`${id}_${(from + to) / 2}`);
+    }
   }
   if (bench) {
     result.bench = {

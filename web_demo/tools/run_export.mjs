@@ -87,7 +87,9 @@ async function main() {
     return;
   }
   const inputs = JSON.parse(fs.readFileSync(option('--inputs'), 'utf8'));
-  const model = await loadExport(dir, Object.keys(inputs));
+  const graphs = new Set(Object.keys(inputs));
+  if (graphs.has('reconstruct')) ['encoder', 'generator'].forEach((g) => graphs.add(g));
+  const model = await loadExport(dir, [...graphs]);
   const results = {};
   for (const [graph, feeds] of Object.entries(inputs)) {
     const tensors = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, toTensor(v)]));

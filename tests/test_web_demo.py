@@ -1,0 +1,236 @@
+"""The web demo: alae-demo serves only the demo's files on 127.0.0.1; the page, in headless
+Chromium on the WebGL (SwiftShader), WASM and CPU backends, loads without console errors,
+reconstructs what is drawn and dropped exactly as TF.js in Node does, refuses a broken file
+with a message and changes nothing, and its sliders change the pictures.
+
+Screenshots of every state are written to test-output/web_demo/MODEL/ (not versioned).
+Set ALAE_SKIP_BROWSER_TESTS=1 to skip the Chromium part on a machine without Chromium.
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from tfjs_helpers import WEB_DEMO, node, run_in_node
+
+from alae_tf.data import load_embedded_mnist
+
+BIN = Path(sys.executable).parent
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "web_demo"
+BACKENDS = ("webgl", "wasm", "cpu")
+# Browser reconstructions against Node's CPU backend (measured: up to 2e-5 on WASM).
+TOLERANCE = 1e-4
+
+
+def _start_demo(*args):
+    """Starts alae-demo on a free port; returns (process, base URL)."""
+    process = subprocess.Popen(
+        [str(BIN / "alae-demo"), "--port", "0", "--quiet", *args], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    line = process.stdout.readline()
+    match = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+    if not match:
+        process.kill()
+        raise AssertionError(f"alae-demo did not start: {line!r} {process.stderr.read()[-2000:]}")
+    return process, match.group(1)
+
+
+@pytest.fixture(scope="module")
+def demo_url():
+    process, url = _start_demo()
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def _get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.headers.get("Content-Type"), response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, None, b""
+
+
+def _raw_status(base, path):
+    """Status of a request for ``path`` sent as is (urllib would normalise the dots)."""
+    host, port = base.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        return int(s.recv(64).split()[1])
+
+
+def test_demo_serves_the_page_runtime_and_models(demo_url):
+    status, kind, body = _get(demo_url)
+    assert status == 200 and kind.startswith("text/html") and b"js/app.js" in body
+    assert _get(demo_url + "js/alae_model.js")[1].startswith("text/javascript")
+    assert _get(demo_url + "vendor/tfjs-backend-wasm-simd.wasm")[1] == "application/wasm"
+    status, _, body = _get(demo_url + "models/index.json")
+    index = {m["name"]: m for m in json.loads(body)}
+    assert {"mnist_mlp", "mnist_style_small"} <= set(index)
+    assert index["mnist_mlp"]["quantization"] == "uint8"
+    manifest = json.loads(_get(demo_url + "models/mnist_mlp/manifest.json")[2])
+    status, kind, weights = _get(demo_url + "models/mnist_mlp/encoder/group1-shard1of1.bin")
+    assert status == 200 and len(weights) == manifest["graphs"]["encoder"]["bytes"] - len(
+        _get(demo_url + "models/mnist_mlp/encoder/model.json")[2])
+
+
+@pytest.mark.parametrize("path", [
+    "/../setup.py", "/%2e%2e/setup.py", "/js/../server.py", "/server.py", "/__init__.py",
+    "/package.json", "/node_modules/@tensorflow/tfjs/package.json", "/tests/browser_check.mjs",
+    "/models/mnist_mlp/../../server.py", "/models/mnist_mlp/..%2f..%2fserver.py",
+    "/models/mnist_mlp/encoder/%2e%2e/%2e%2e/%2e%2e/setup.py", "/vendor/../server.py",
+    "/vendor/tf.js", "/models/nope/manifest.json", "/models/.hidden/manifest.json",
+    "/js/app.js%00.png", "/%2fetc%2fpasswd", "//etc/passwd",
+])
+def test_demo_serves_nothing_outside_its_files(demo_url, path):
+    assert _raw_status(demo_url, path) == 404
+
+
+def test_demo_refuses_a_busy_port_and_a_bad_models_folder(demo_url, tmp_path):
+    port = demo_url.rstrip("/").rsplit(":", 1)[1]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for args, expected in (
+            (["--port", port], f"port {port} on 127.0.0.1 is in use"),
+            (["--port", "0", "--models", str(tmp_path / "missing")], "not a folder"),
+            (["--port", "0", "--models", str(tmp_path)], "no TF.js export in it")):
+        result = subprocess.run([str(BIN / "alae-demo"), *args], capture_output=True, text=True,
+                                timeout=120, env=env)
+        assert result.returncode == 2, result
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("alae-demo: error: ") and expected in last, last
+        assert "Traceback" not in result.stderr
+
+
+def test_demo_serves_extra_exports(tmp_path):
+    extra = tmp_path / "exports"
+    shutil.copytree(WEB_DEMO / "models" / "mnist_style_small", extra / "my_digits")
+    process, url = _start_demo("--models", str(extra))
+    try:
+        names = [m["name"] for m in json.loads(_get(url + "models/index.json")[2])]
+        assert names[0] == "my_digits" and "mnist_mlp" in names
+        assert _get(url + "models/my_digits/generator/model.json")[0] == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+# ---------------------------------------------------------------- in headless Chromium
+
+
+def _chromium():
+    if os.environ.get("ALAE_SKIP_BROWSER_TESTS") == "1":
+        pytest.skip("ALAE_SKIP_BROWSER_TESTS=1")
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    assert os.path.exists(path), (
+        "no Chromium: install Debian's chromium (make setup does: apt-get install chromium), "
+        "or set ALAE_SKIP_BROWSER_TESTS=1")
+    return path
+
+
+def _digit_png(path):
+    """A real MNIST test digit as a 112 px PNG file; returns the 28 px original in [0, 1]."""
+    digits, _ = load_embedded_mnist("test")
+    Image.fromarray(digits[7]).resize((112, 112), Image.BILINEAR).save(path)
+    return digits[7].astype("float32") / 255.0
+
+
+@pytest.fixture(scope="module", params=["mnist_mlp", "mnist_style_small"])
+def browser_results(request, demo_url):
+    chromium = _chromium()
+    model = request.param
+    out = OUTPUT / model
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    original = _digit_png(out / "digit.png")
+    result = subprocess.run(
+        [node(), str(WEB_DEMO / "tests" / "browser_check.mjs"), "--url", demo_url, "--out",
+         str(out), "--model", model, "--png", str(out / "digit.png"), "--chromium", chromium,
+         "--backends", ",".join(BACKENDS)],
+        capture_output=True, text=True, timeout=900, cwd=WEB_DEMO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    return model, {run["backend"]: run for run in results["runs"]}, original, out
+
+
+def test_page_loads_on_every_backend_without_errors(browser_results):
+    model, runs, _, _ = browser_results
+    assert set(runs) == set(BACKENDS)
+    for backend, run in runs.items():
+        assert run["ready"] and run["error"] is None, (backend, run["error"], run["status"])
+        assert run["active_backend"] == backend
+        assert run["console_errors"] == [] and run["page_errors"] == [], backend
+        assert f"{model} on {backend}" in run["status"]
+        assert "reconstruct" in run["timing"] and " ms" in run["timing"]
+        assert run["mixing_visible"] == (model == "mnist_style_small")
+    assert "WebGL" in runs["webgl"]["renderer"]
+
+
+def test_drawn_and_dropped_digits_reconstruct_as_in_node(browser_results, tmp_path):
+    model, runs, original, _ = browser_results
+    manifest = json.loads((WEB_DEMO / "models" / model / "manifest.json").read_text())
+    side, noise = manifest["resolution"], manifest["noise"]["size"]
+    pad = (side - 28) // 2
+    images, pictures, rows = [], [], []
+    for backend, run in runs.items():
+        assert run["drawn"]["reconstructions_while_drawing"] >= 1  # live while drawing
+        dropped = np.asarray(run["dropped"]["input"], np.float32).reshape(side, side)
+        digit = dropped[pad:side - pad, pad:side - pad]
+        assert np.corrcoef(digit.ravel(), original.ravel())[0, 1] > 0.8, backend
+        for state in ("drawn", "dropped"):
+            x = np.asarray(run[state]["input"], np.float32).reshape(side, side, 1)
+            assert x.sum() > 5, (backend, state, "empty input")
+            images.append(x)
+            pictures.append(np.asarray(run[state]["reconstruction"], np.float32))
+            rows.append((backend, state))
+    feeds = {"images": np.stack(images)}
+    if manifest["num_styles"]:
+        fixed = np.asarray(runs["cpu"]["fixed_noise"], np.float32)
+        assert fixed.shape == (noise,)
+        feeds["noise"] = np.tile(fixed, (len(images), 1))
+    node_out = run_in_node(WEB_DEMO / "models" / model, {"reconstruct": feeds}, tmp_path)
+    expected = node_out["chain_reconstruct"]["images"].reshape(len(images), -1)
+    for (backend, state), got, want in zip(rows, pictures, expected, strict=True):
+        err = np.abs(got - want).max()
+        assert err <= TOLERANCE, f"{model} {backend} {state}: max |browser - Node| {err:.2e}"
+        assert 0.02 < np.mean(want > 0.5) < 0.6, (backend, state, "not a digit-like picture")
+
+
+def test_broken_image_file_shows_a_message_and_changes_nothing(browser_results):
+    _, runs, _, _ = browser_results
+    for backend, run in runs.items():
+        bad = run["bad_file"]
+        assert bad["visible"] and "notes.png" in bad["message"], backend
+        assert "not an image" in bad["message"]
+        assert bad["reconstructions"] == 0 and bad["canvas_change"] == 0, backend
+
+
+def test_sliders_change_the_output(browser_results):
+    model, runs, _, _ = browser_results
+    for backend, run in runs.items():
+        sliders = run["sliders"]
+        assert sliders["t"] > 1.0 and sliders["psi"] > 1.0, (backend, sliders)
+        if model == "mnist_style_small":
+            assert sliders["crossover"] > 1.0 and sliders["crossover_mid"] > 0.5, sliders
+
+
+def test_screenshots_of_each_state(browser_results):
+    model, runs, _, out = browser_results
+    for backend, run in runs.items():
+        names = {Path(p).name for p in run["screenshots"]}
+        for state in ("loaded", "drawn", "dropped", "bad_file", "t_1", "psi_0"):
+            assert f"{model}_{backend}_{state}.png" in names
+        for path in run["screenshots"]:
+            with Image.open(path) as image:
+                assert image.size[0] >= 800 and len(set(image.convert("L").getdata())) > 10
+    assert (out / "results.json").exists()
+
