@@ -2,7 +2,6 @@
 
 - ``saved_model``: the TF Serving SavedModel and its signatures (``alae-export``);
 - ``rest``: TF Serving's predict protocol (REST JSON, gRPC protos) on a loaded export;
-- ``serve``: ``alae-serve``, a local server for that protocol.
-
-TF.js export is a later milestone (see the README's Status section).
+- ``serve``: ``alae-serve``, a local server for that protocol;
+- ``tfjs``: TF.js graph models and a manifest for the browser (``alae-export --format tfjs``).
 """

@@ -146,10 +146,13 @@ def _convert(saved_model_dir, signature, out_dir, quantize):
     os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
     from tensorflowjs.converters import tf_saved_model_conversion_v2 as converter
 
-    converter.convert_tf_saved_model(
-        saved_model_dir, out_dir, signature_def=signature, saved_model_tags="serve",
-        quantization_dtype_map={quantize: True} if quantize else None,
-        use_structured_outputs_names=True)
+    try:
+        converter.convert_tf_saved_model(
+            saved_model_dir, out_dir, signature_def=signature, saved_model_tags="serve",
+            quantization_dtype_map={quantize: True} if quantize else None,
+            use_structured_outputs_names=True)
+    except ValueError as e:  # the converter's "Unsupported Ops in the model" and the like
+        raise ExportError(f"the TF.js converter refused the {signature} graph: {e}") from None
 
 
 # Fused ops whose bias input the converter may have set to a computed tensor.
