@@ -3,6 +3,8 @@ or as TF.js graph models with a manifest (OUT/NAME)."""
 
 import os
 
+import tensorflow as tf
+
 from alae_tf.training.cli import ArgumentParser, UsageError, positive_int, run_main
 
 
@@ -50,6 +52,8 @@ def export(args):
         raise UsageError(f"{args.run_dir}: {e}") from None
     except OSError as e:
         raise UsageError(f"cannot write {path} ({e.strerror or e})") from None
+    except tf.errors.OpError as e:  # TF's own file writes: a full disk, a lost mount
+        raise UsageError(f"cannot write {path} ({e.message.split('; ')[-1]})") from None
     print(f"wrote {path} ({preset.name}, epoch {epoch}, EMA networks); signatures: "
           f"saved_model_cli show --dir {path} --all; serve it: alae-serve "
           f"{os.path.join(args.out, name)}")
@@ -70,6 +74,8 @@ def export_browser(args, model, preset, name, epoch):
         raise UsageError(f"{args.run_dir}: {e}") from None
     except OSError as e:
         raise UsageError(f"cannot write {path} ({e.strerror or e})") from None
+    except tf.errors.OpError as e:  # TF's own file writes: a full disk, a lost mount
+        raise UsageError(f"cannot write {path} ({e.message.split('; ')[-1]})") from None
     sizes = ", ".join(f"{graph} {info['bytes'] / 1e6:.2f} MB"
                       for graph, info in manifest["graphs"].items())
     print(f"wrote {path} ({preset.name}, epoch {epoch}, EMA networks, "

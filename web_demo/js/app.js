@@ -13,6 +13,7 @@ const NOISE_SEED = 1234;
 // The page's state, also read by the browser tests (web_demo/tests/browser_check.mjs).
 const demo = window.alaeDemo = {
   ready: false, error: null, message: null, backend: null, renderer: null, model: null,
+  backendNote: null,
   manifest: null, counts: {reconstruct: 0, samples: 0, interpolation: 0, mixing: 0},
   timings: {}, lastInput: null, lastReconstruction: null, fixedNoise: null,
 };
@@ -427,9 +428,49 @@ function describe(manifest, entry) {
   return parts.join('; ');
 }
 
+/**
+ * WebGL's real renderer, or null. A software one (SwiftShader, llvmpipe) is slower than WASM on
+ * a CPU, so the page then starts on WASM unless a backend was asked for.
+ */
+function webglRenderer() {
+  try {
+    const gl = document.createElement('canvas').getContext('webgl2') ||
+        document.createElement('canvas').getContext('webgl');
+    if (!gl) return null;
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    return String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  } catch (e) {
+    return null;
+  }
+}
+
+function defaultBackend() {
+  const renderer = webglRenderer();
+  if (renderer && !/swiftshader|llvmpipe|software/i.test(renderer)) return 'webgl';
+  demo.backendNote = renderer ?
+    `WebGL here is a software renderer (${renderer}), slower than WASM: starting on WASM` :
+    'no WebGL here: starting on WASM';
+  return 'wasm';
+}
+
+async function loadModel(name, manifest) {
+  try {
+    return await AlaeModel.load(tf, manifest,
+        (graph, path, onFraction) => tf.loadGraphModel(`models/${name}/${path}`,
+            {onProgress: onFraction}),
+        {onProgress: (f) => {
+          $('progress').value = f;
+          setStatus(`loading ${name}: ${Math.round(100 * f)}%`);
+        }});
+  } catch (e) {
+    throw new Error(`the export "${name}" could not be loaded (${e.message}); its files may be ` +
+                    'damaged: export it again with alae-export --format tfjs');
+  }
+}
+
 async function start() {
   clearDrawing();
-  const backend = params.get('backend') || 'webgl';
+  const backend = params.get('backend') || defaultBackend();
   $('backend').value = BACKENDS.includes(backend) ? backend : 'webgl';
   $('backend').addEventListener('change', (e) => {
     params.set('backend', e.target.value);
@@ -456,6 +497,13 @@ async function start() {
     location.search = params.toString();
   });
   const entry = usable.find((m) => m.name === name);
+  const broken = index.find((m) => m.name === name && m.error);
+  if (broken) {
+    showMessage(`The export "${name}" cannot be used: ${broken.error}. Export it again with ` +
+                'alae-export --format tfjs, or choose another model.');
+    setStatus('stopped');
+    return;
+  }
   if (!entry) {
     showMessage(`No model named "${name}" is served here; choose one of: ` +
                 `${usable.map((m) => m.name).join(', ')}.`);
@@ -489,13 +537,7 @@ async function start() {
 
   const manifest = await fetchJson(`models/${name}/manifest.json`);
   setStatus(`loading ${name}`);
-  model = await AlaeModel.load(tf, manifest,
-      (graph, path, onFraction) => tf.loadGraphModel(`models/${name}/${path}`,
-          {onProgress: onFraction}),
-      {onProgress: (f) => {
-        $('progress').value = f;
-        setStatus(`loading ${name}: ${Math.round(100 * f)}%`);
-      }});
+  model = await loadModel(name, manifest);
   demo.model = name;
   demo.manifest = manifest;
   noise1 = model.styled ? tf.randomNormal([1, model.noiseSize], 0, 1, 'float32', NOISE_SEED) : null;
@@ -511,7 +553,8 @@ async function start() {
   await setSlot('A', tf.tidy(() => sampleW.slice([0], [1])));
   await setSlot('B', tf.tidy(() => sampleW.slice([1], [1])));
   await reconstruct();
-  setStatus(`${name} on ${demo.backend}${demo.renderer ? ` (${demo.renderer})` : ''}: ready`);
+  setStatus(`${name} on ${demo.backend}${demo.renderer ? ` (${demo.renderer})` : ''}: ready` +
+            (demo.backendNote && !params.get('backend') ? ` (${demo.backendNote})` : ''));
   demo.ready = true;
   document.body.dataset.ready = 'true';
 }
