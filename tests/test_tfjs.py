@@ -6,16 +6,14 @@ import json
 import sys
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 from run_helpers import make_run
-from tfjs_helpers import WEB_DEMO, graph_inputs, run_in_node
+from tfjs_helpers import TINY_128, WEB_DEMO, full_resolution_model, graph_inputs, run_in_node
 
 from alae_tf.data import load_embedded_mnist
 from alae_tf.export import cli as export_cli
 from alae_tf.export.tfjs import GRAPHS, export_tfjs, reference_outputs, unfuse_tensor_biases
-from alae_tf.presets import build_model, get_preset
 
 BIN = Path(sys.executable).parent
 TOLERANCE = 1e-4
@@ -28,20 +26,8 @@ QUANTIZED_TOLERANCE = {"float16": 0.01, "uint8": 0.15}
 MODELS = {
     "mlp": ("mnist_mlp", {}),
     "style": ("mnist_style_small", {}),
-    "style128": ("celeba128", {"startf": 4, "maxf": 8, "latent_dim": 16, "mapping_layers": 2}),
+    "style128": TINY_128,
 }
-
-
-def full_resolution_model(preset_name, **overrides):
-    """A built model at its full resolution, EMA networks included."""
-    preset = get_preset(preset_name, **overrides)
-    keras.utils.set_random_seed(0)
-    model = build_model(preset, seed=0)
-    model.set_level(model.max_level)
-    rng = np.random.default_rng(1)
-    model(rng.uniform(*preset.pixel_range, size=(2, *preset.image_shape)).astype("float32"))
-    model.generate(rng.normal(size=(2, preset.latent_dim)).astype("float32"))
-    return model, preset
 
 
 @pytest.fixture(scope="module")

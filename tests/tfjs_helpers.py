@@ -6,8 +6,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import keras
 import numpy as np
 
+from alae_tf.presets import build_model, get_preset
+
+# A 128 px StyleALAE narrow enough to export in seconds: from 128 px up the generator and
+# encoder use the fused stride-2 (transposed) convolutions, which the 32 px demo models lack.
+TINY_128 = ("celeba128", {"startf": 4, "maxf": 8, "latent_dim": 16, "mapping_layers": 2})
 WEB_DEMO = Path(__file__).resolve().parent.parent / "web_demo"
 RUN_EXPORT = WEB_DEMO / "tools" / "run_export.mjs"
 
@@ -71,3 +77,15 @@ def graph_inputs(manifest, n=3, seed=0):
     else:
         inputs["generator"] = {"w": rng.normal(size=(n, latent)).astype("float32")}
     return inputs
+
+
+def full_resolution_model(preset_name, **overrides):
+    """A built model at its full resolution, EMA networks included."""
+    preset = get_preset(preset_name, **overrides)
+    keras.utils.set_random_seed(0)
+    model = build_model(preset, seed=0)
+    model.set_level(model.max_level)
+    rng = np.random.default_rng(1)
+    model(rng.uniform(*preset.pixel_range, size=(2, *preset.image_shape)).astype("float32"))
+    model.generate(rng.normal(size=(2, preset.latent_dim)).astype("float32"))
+    return model, preset

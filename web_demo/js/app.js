@@ -548,6 +548,9 @@ async function start() {
     $('crossover').value = String(Math.floor(model.numStyles / 2));
   }
   $('about').textContent = describe(manifest, entry);
+  if (manifest.dataset !== 'mnist') {
+    $('reconstruct-title').textContent = 'Draw or drop an image: E encodes it, G redraws it';
+  }
 
   await resample();
   await setSlot('A', tf.tidy(() => sampleW.slice([0], [1])));

@@ -148,7 +148,9 @@ async function checkBackend(browser, backend) {
 
   // Sliders: interpolation t, truncation psi, and (StyleALAE) the mixing crossover.
   const sliders = [['t', 'interpolation', 0.0, 1.0], ['psi', 'samples', 1.0, 0.0]];
-  if (result.mixing_visible) sliders.push(['crossover', 'mixing', 0, 8]);
+  if (result.mixing_visible) {
+    sliders.push(['crossover', 'mixing', 0, await page.$eval('#crossover', (el) => Number(el.max))]);
+  }
   result.sliders = {};
   for (const [id, canvas, from, to] of sliders) {
     await setRange(page, id, from);
@@ -158,13 +160,13 @@ async function checkBackend(browser, backend) {
     await page.waitForTimeout(300);
     const b = await canvasPixels(page, canvas);
     result.sliders[id] = meanAbsDiff(a, b);
-    await shot(`${id}_${to}`);
+    await shot(id === 'crossover' ? 'crossover_max' : `${id}_${to}`);
     if (id === 'crossover') {  // a real mix differs from both pure ends
-      await setRange(page, id, (from + to) / 2);
+      await setRange(page, id, Math.round((from + to) / 2));
       await page.waitForTimeout(300);
       const mid = await canvasPixels(page, canvas);
       result.sliders.crossover_mid = Math.min(meanAbsDiff(a, mid), meanAbsDiff(b, mid));
-      await shot(`${id}_${(from + to) / 2}`);
+      await shot('crossover_mid');
     }
   }
   if (bench) {
