@@ -76,6 +76,9 @@ def _raw_status(base, path):
 def test_demo_serves_the_page_runtime_and_models(demo_url):
     status, kind, body = _get(demo_url)
     assert status == 200 and kind.startswith("text/html") and b"js/app.js" in body
+    with urllib.request.urlopen(demo_url, timeout=30) as response:  # cross-origin isolated
+        assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
     assert _get(demo_url + "js/alae_model.js")[1].startswith("text/javascript")
     assert _get(demo_url + "vendor/tfjs-backend-wasm-simd.wasm")[1] == "application/wasm"
     status, _, body = _get(demo_url + "models/index.json")
