@@ -5,7 +5,13 @@ import os
 
 import tensorflow as tf
 
-from alae_tf.training.cli import ArgumentParser, UsageError, positive_int, run_main
+from alae_tf.training.cli import (
+    ArgumentParser,
+    UsageError,
+    add_verbose_flag,
+    positive_int,
+    run_main,
+)
 
 
 def build_parser():
@@ -30,6 +36,7 @@ def build_parser():
                         help="saved_model only: version folder under OUT/NAME (default: 1)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing OUT/NAME/VERSION")
+    add_verbose_flag(parser)
     return parser
 
 

@@ -18,7 +18,13 @@ Errors are TF Serving's: a JSON body ``{"error": "..."}`` with a 4xx status.
 import json
 import socket
 
-from alae_tf.training.cli import ArgumentParser, UsageError, positive_int, run_main
+from alae_tf.training.cli import (
+    ArgumentParser,
+    UsageError,
+    add_verbose_flag,
+    positive_int,
+    run_main,
+)
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
@@ -109,6 +115,7 @@ def build_parser():
                         default=DEFAULT_MAX_REQUEST_BYTES,
                         help=f"largest request body accepted (default: "
                         f"{DEFAULT_MAX_REQUEST_BYTES})")
+    add_verbose_flag(parser)
     return parser
 
 

@@ -27,6 +27,7 @@ reconstruct is the one-call graph for other pages.
 """
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -36,6 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from alae_tf._startup import is_quiet, stderr_captured
 from alae_tf.export.saved_model import ExportError, _Signatures, check_exportable
 
 FORMAT = "alae-tf TF.js export 1"
@@ -146,11 +148,14 @@ def _convert(saved_model_dir, signature, out_dir, quantize):
     os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
     from tensorflowjs.converters import tf_saved_model_conversion_v2 as converter
 
+    # Grappler logs through absl whatever TF_CPP_MIN_LOG_LEVEL says; a quiet CLI hides it.
+    quiet = stderr_captured() if is_quiet() else contextlib.nullcontext()
     try:
-        converter.convert_tf_saved_model(
-            saved_model_dir, out_dir, signature_def=signature, saved_model_tags="serve",
-            quantization_dtype_map={quantize: True} if quantize else None,
-            use_structured_outputs_names=True)
+        with quiet:
+            converter.convert_tf_saved_model(
+                saved_model_dir, out_dir, signature_def=signature, saved_model_tags="serve",
+                quantization_dtype_map={quantize: True} if quantize else None,
+                use_structured_outputs_names=True)
     except ValueError as e:  # the converter's "Unsupported Ops in the model" and the like
         raise ExportError(f"the TF.js converter refused the {signature} graph: {e}") from None
 

@@ -59,6 +59,8 @@ def test_help_documents_every_flag(capsys):
         (["--epochs", "two"], "expected a whole number"),
         (["--dataset", "tfds:no_such_dataset_xyz"], "no_such_dataset_xyz"),
         (["--dataset", "cifar"], "cifar"),
+        (["--seed", "-1"], "must be in [0, 2147483647], got -1"),
+        (["--seed", "4294967296"], "must be in [0, 2147483647], got 4294967296"),
     ],
 )
 def test_bad_flags_are_one_line_usage_errors(argv, message, capsys, tmp_path):
@@ -69,6 +71,8 @@ def test_bad_flags_are_one_line_usage_errors(argv, message, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.startswith("alae-train: error:") and message in err
+    if argv[0] == "--seed":  # refused before anything is written
+        assert not (tmp_path / "run").exists()
 
 
 def test_unwritable_run_dir_and_bad_folders_are_usage_errors(capsys, tmp_path):

@@ -66,3 +66,69 @@ def test_record_config_round_trip_and_guard(tmp_path):
                   {"seed": 1, "steps_per_epoch": 5})
     with pytest.raises(UsageError, match="seed"):
         record_config(str(tmp_path), preset, {"seed": 2, "steps_per_epoch": 5})
+
+
+def _checkpoints_at(model, run_dir, epochs):
+    """Saves one checkpoint per epoch, each with other weights; returns {epoch: weights}."""
+    checkpoint = RunCheckpoint(model, str(run_dir))
+    saved = {}
+    for epoch in epochs:
+        for v in model.weights:
+            v.assign(v + 0.01 * epoch)
+        checkpoint.save(epoch)
+        saved[epoch] = [v.numpy().copy() for v in model.weights]
+    return saved
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "garble_index"])
+def test_restore_walks_back_past_a_damaged_checkpoint(make_tiny_model, tmp_path, damage):
+    model = make_tiny_model(seed=1)
+    model.compile()
+    _train_one_step(model)
+    saved = _checkpoints_at(model, tmp_path, [4, 5, 6])
+    data = tmp_path / "checkpoints" / "ckpt-6.data-00000-of-00001"
+    if damage == "truncate":
+        data.write_bytes(data.read_bytes()[:100])
+    elif damage == "delete":
+        data.unlink()
+    else:
+        (tmp_path / "checkpoints" / "ckpt-6.index").write_bytes(b"not an index")
+    fresh = make_tiny_model(seed=2)
+    fresh.compile()
+    warnings = []
+    epoch = RunCheckpoint(fresh, str(tmp_path)).restore_latest(warn=warnings.append)
+    assert epoch == 5
+    for want, got in zip(saved[5], fresh.weights, strict=True):
+        np.testing.assert_array_equal(want, got.numpy())
+    assert len(warnings) == 1 and warnings[0].startswith("skipped damaged checkpoint ckpt-6 (")
+    assert warnings[0].endswith("restored ckpt-5") and "\n" not in warnings[0]
+    assert (tmp_path / "checkpoints" / "ckpt-6.index").exists()  # never deleted
+
+
+def test_training_restore_moves_damaged_files_aside(make_tiny_model, tmp_path):
+    model = make_tiny_model(seed=1)
+    model.compile()
+    _train_one_step(model)
+    _checkpoints_at(model, tmp_path, [1, 2])
+    data = tmp_path / "checkpoints" / "ckpt-2.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:50])
+    warnings = []
+    assert RunCheckpoint(model, str(tmp_path)).restore_latest(
+        quarantine=True, warn=warnings.append) == 1
+    assert "moved to checkpoints/damaged/" in warnings[0]
+    assert sorted(p.name for p in (tmp_path / "checkpoints" / "damaged").iterdir()) == [
+        "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+    RunCheckpoint(model, str(tmp_path)).save(2)  # training goes on and saves epoch 2 again
+    assert RunCheckpoint(model, str(tmp_path)).restore_latest(warn=warnings.append) == 2
+    assert len(warnings) == 1
+
+
+def test_no_readable_checkpoint_is_one_clear_error(make_tiny_model, tmp_path):
+    model = make_tiny_model(seed=1)
+    _checkpoints_at(model, tmp_path, [1, 2])
+    for data in (tmp_path / "checkpoints").glob("*.data-*"):
+        data.write_bytes(b"")
+    with pytest.raises(UsageError, match=r"no checkpoint in .* reads completely \(ckpt-2: .*"
+                                         r"ckpt-1: .*the files were left in place"):
+        RunCheckpoint(make_tiny_model(seed=2), str(tmp_path)).restore_latest(model_only=True)
+    assert len(list((tmp_path / "checkpoints").glob("*.data-*"))) == 2

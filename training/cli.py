@@ -33,6 +33,21 @@ positive_int = _int_at_least(1, "at least 1")
 non_negative_int = _int_at_least(0, "0 or more")
 
 
+MAX_SEED = 2**31 - 1
+
+
+def seed_int(text):
+    """A seed: a whole number in [0, 2^31 - 1], what every RNG this project feeds accepts
+    (Keras/NumPy take up to 2^32 - 1; the run adds the epoch to it for each data order)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be in [0, {MAX_SEED}], got {value}")
+    return value
+
+
 def positive_float(text):
     try:
         value = float(text)
@@ -51,6 +66,13 @@ def unit_interval(text):
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
+
+
+def add_verbose_flag(parser):
+    """--verbose: TensorFlow's C++ start-up log lines, hidden by default (alae_tf/_startup.py)."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's C++ log lines (hidden unless this flag or "
+                        "TF_CPP_MIN_LOG_LEVEL is given)")
 
 
 def ensure_writable_dir(path):

@@ -18,9 +18,11 @@ import time
 from alae_tf.training.cli import (
     ArgumentParser,
     UsageError,
+    add_verbose_flag,
     non_negative_int,
     positive_int,
     run_main,
+    seed_int,
 )
 
 
@@ -34,7 +36,8 @@ def build_parser():
                         "(default: 0 = all 7,996)")
     parser.add_argument("--classifier-epochs", type=positive_int, default=6,
                         help="epochs of the digit classifier (default: 6)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of z and classifier")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of z and classifier")
+    add_verbose_flag(parser)
     return parser
 
 

@@ -17,6 +17,7 @@ checkpoint as the latest.
 
 import json
 import os
+import sys
 
 import keras
 import numpy as np
@@ -114,27 +115,92 @@ class RunCheckpoint:
     def latest(self):
         return self.manager.latest_checkpoint
 
-    def restore_latest(self, model_only=False):
-        """Restores the newest checkpoint, if any; returns the epoch it was taken at (0 if none).
+    def candidates(self):
+        """Checkpoint prefixes on disk, newest first (the index's list, else the files)."""
+        listed = list(self.manager.checkpoints)
+        if not listed:  # a lost or damaged ``checkpoint`` index: find the files themselves
+            found = tf.io.gfile.glob(os.path.join(self.directory, "ckpt-*.index"))
+            listed = sorted((f[:-len(".index")] for f in found), key=_checkpoint_number)
+        return listed[::-1]
+
+    def restore_latest(self, model_only=False, quarantine=False, warn=None):
+        """Restores the newest checkpoint that reads completely; returns its epoch (0 if none).
+
+        A checkpoint whose files are missing, truncated or unreadable is skipped with one line
+        to ``warn`` (stderr by default) naming it and the reason, and the next older one is
+        tried. Damaged checkpoints are never deleted; with ``quarantine`` (a run about to
+        train on, which would write the same checkpoint numbers again) their files are moved
+        to ``checkpoints/damaged/``.
 
         Every variable of this checkpoint object must be found in the file; with
         ``model_only`` the file may hold more (optimizer state that inference does not need).
         The model's level of detail then follows its restored ``lod`` variable.
+
+        Raises:
+            UsageError: checkpoints exist but none of them reads completely.
         """
-        if self.latest is None:
+        warn = warn or _warn
+        candidates = self.candidates()
+        if not candidates:
             return 0
-        status = self.checkpoint.restore(self.latest)
-        if model_only:
-            status.expect_partial()
-            status.assert_existing_objects_matched()
-        else:
-            status.assert_consumed()
-        self.model.sync_level()
-        return int(self.epoch.numpy())
+        damaged = []
+        for path in candidates:
+            try:
+                status = self.checkpoint.restore(path)
+                if model_only:
+                    status.expect_partial()
+                    status.assert_existing_objects_matched()
+                else:
+                    status.assert_consumed()
+            except (tf.errors.OpError, ValueError, IndexError, AssertionError) as e:
+                damaged.append((path, _short_reason(e)))
+                continue
+            for bad, reason in damaged:
+                moved = self._quarantine(bad) if quarantine else ""
+                warn(f"skipped damaged checkpoint {os.path.basename(bad)} ({reason}){moved}; "
+                     f"restored {os.path.basename(path)}")
+            self.model.sync_level()
+            return int(self.epoch.numpy())
+        details = "; ".join(f"{os.path.basename(p)}: {r}" for p, r in damaged)
+        raise UsageError(f"no checkpoint in {self.directory} reads completely ({details}); "
+                         "the files were left in place")
+
+    def _quarantine(self, prefix):
+        """Moves a damaged checkpoint's files to checkpoints/damaged/; returns a note."""
+        target = os.path.join(self.directory, "damaged")
+        try:
+            os.makedirs(target, exist_ok=True)
+            for path in tf.io.gfile.glob(prefix + ".*"):
+                os.replace(path, os.path.join(target, os.path.basename(path)))
+        except OSError as e:
+            return f", left in place ({e.strerror})"
+        return ", moved to checkpoints/damaged/"
+
+    @property
+    def directory(self):
+        return self.manager.directory
 
     def save(self, epoch):
         self.epoch.assign(epoch)
         return self.manager.save(checkpoint_number=epoch)
+
+
+def _checkpoint_number(prefix):
+    try:
+        return int(prefix.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _short_reason(error):
+    """The first line of a restore error, without TensorFlow's op and node details."""
+    text = getattr(error, "message", None) or str(error) or type(error).__name__
+    text = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _warn(message):
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def named_variables(model):
@@ -175,7 +241,7 @@ def load_trained_model(run_dir):
     preset, settings = read_config(run_dir)
     model = build_model(preset, seed=settings.get("seed", 0))
     checkpoint = RunCheckpoint(model, run_dir)
-    if checkpoint.latest is None:
+    if not checkpoint.candidates():
         raise UsageError(f"{run_dir!r} has no checkpoint yet; train at least one epoch first")
     epoch = checkpoint.restore_latest(model_only=True)
     return model, preset, settings, epoch

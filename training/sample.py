@@ -5,8 +5,10 @@ import os
 from alae_tf.training.cli import (
     ArgumentParser,
     UsageError,
+    add_verbose_flag,
     positive_int,
     run_main,
+    seed_int,
     unit_interval,
 )
 
@@ -21,7 +23,7 @@ def build_parser():
                         "1 = no truncation (default: 1)")
     parser.add_argument("--interpolation-steps", type=positive_int, default=10,
                         help="images per interpolation row, ends included (default: 10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of z (default: 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of z (default: 0)")
     parser.add_argument("--mix", action="store_true",
                         help="StyleALAE: also write mixing.png, coarse styles (the first "
                         "--mix-crossover slots) from one real image and fine from another")
@@ -33,6 +35,7 @@ def build_parser():
                         "training digits of one class) or 'folder:PATH'")
     parser.add_argument("--out-dir", default=None,
                         help="where the PNGs go (default: RUN_DIR/samples)")
+    add_verbose_flag(parser)
     return parser
 
 

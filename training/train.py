@@ -11,6 +11,7 @@ from alae_tf.training.cli import (
     positive_float,
     positive_int,
     run_main,
+    seed_int,
 )
 
 DEFAULT_PRESET = "mnist_mlp"
@@ -42,7 +43,7 @@ def build_parser():
     parser.add_argument("--run-dir", default=None,
                         help="where config, checkpoints, logs and samples go "
                         "(default: runs/PRESET)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=seed_int, default=0,
                         help="seed of weights, data order and training noise (default: 0)")
     parser.add_argument("--jit-compile", choices=("on", "off"), default="off",
                         help="compile the training step with XLA (default: off; see the "
@@ -56,7 +57,8 @@ def build_parser():
                         help="epochs between sample/reconstruction grids (default: 5)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                         help="Keras fit() verbosity: 1 progress bar, 2 one line per epoch "
-                        "(default: 1 on a terminal, else 2)")
+                        "(default: 1 on a terminal, else 2); given at all, it also shows "
+                        "TensorFlow's C++ log lines, hidden otherwise")
     parser.add_argument("--dry-run", action="store_true",
                         help="build the model, print parameter counts per network, and exit")
     return parser
@@ -127,7 +129,7 @@ def train(args):
         model = build_model(preset, seed=args.seed)
         model.compile(learning_rate=preset.learning_rate, jit_compile=args.jit_compile == "on")
         checkpoint = RunCheckpoint(model, run_dir)
-        initial_epoch = checkpoint.restore_latest()
+        initial_epoch = checkpoint.restore_latest(quarantine=True)
 
     if initial_epoch >= preset.epochs:
         print(f"{run_dir}: already trained to epoch {initial_epoch} of {preset.epochs}; "
@@ -169,8 +171,9 @@ def train(args):
         print(f"training {preset.name} on {preset.dataset} ({num_examples} images): "
               f"{growth}epochs {first + 1}..{last}, {steps_per_epoch} steps of {batch_size} "
               f"images, {strategy.num_replicas_in_sync} replica(s); run dir {run_dir}")
+        # shuffle=False: the tf.data pipeline shuffles (Keras would warn that it ignores it).
         model.fit(dataset, epochs=last, initial_epoch=first, steps_per_epoch=steps_per_epoch,
-                  callbacks=callbacks, verbose=verbose)
+                  callbacks=callbacks, verbose=verbose, shuffle=False)
         images_seen += (last - first) * steps_per_epoch * batch_size
     elapsed = time.time() - start
 

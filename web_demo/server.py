@@ -18,7 +18,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
-from alae_tf.training.cli import UsageError, run_main
+from alae_tf.training.cli import UsageError, add_verbose_flag, run_main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHIPPED_MODELS = os.path.join(HERE, "models")
@@ -164,6 +164,7 @@ def build_parser():
                         help="a folder of TF.js exports (alae-export's OUT) to serve as well; "
                         "may be repeated")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    add_verbose_flag(parser)
     return parser
 
 
