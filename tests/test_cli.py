@@ -199,6 +199,8 @@ def test_resuming_with_other_settings_is_refused(capsys, tmp_path):
 
     run_dir = str(tmp_path)
     record_config(run_dir, get_preset("mnist_mlp"), {"seed": 0, "steps_per_epoch": 3})
+    (tmp_path / "checkpoints").mkdir()  # a run with a checkpoint binds its settings
+    (tmp_path / "checkpoints" / "ckpt-1.index").write_bytes(b"")
     code = train.main(["--run-dir", run_dir, "--learning-rate", "0.01", "--steps-per-epoch", "3"])
     assert code == 2
     err = capsys.readouterr().err

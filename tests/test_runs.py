@@ -64,8 +64,14 @@ def test_record_config_round_trip_and_guard(tmp_path):
     # Raising the epoch budget is a resume; anything else is another run.
     record_config(str(tmp_path), get_preset("mnist_mlp", batch_size=32, epochs=500),
                   {"seed": 1, "steps_per_epoch": 5})
+    # Before the first checkpoint nothing is bound: a failed first attempt can be redone.
+    record_config(str(tmp_path), preset, {"seed": 7, "steps_per_epoch": 5})
+    assert read_config(str(tmp_path))[1]["seed"] == 7
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "ckpt-1.index").write_bytes(b"")
     with pytest.raises(UsageError, match="seed"):
         record_config(str(tmp_path), preset, {"seed": 2, "steps_per_epoch": 5})
+    assert read_config(str(tmp_path))[1]["seed"] == 7
 
 
 def _checkpoints_at(model, run_dir, epochs):

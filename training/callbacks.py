@@ -13,6 +13,36 @@ import tensorflow as tf
 from alae_tf import images
 
 
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training at the first batch whose logged losses are not finite.
+
+    Keras's logs are running means over the epoch, so one NaN step makes every later value of
+    the epoch NaN: the first one is where the run diverged. Put this callback first; the
+    checkpoint and grid callbacks skip their epoch-end work once it has tripped, so the last
+    good checkpoint stays the newest.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.tripped = None  # (step, epoch, name, value) once tripped
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.tripped:
+            return
+        for name, value in (logs or {}).items():
+            try:
+                number = float(np.asarray(value).reshape(-1)[0])
+            except (TypeError, ValueError, IndexError):
+                continue
+            if not np.isfinite(number):
+                self.tripped = (int(self.model.step.numpy()), self.epoch + 1, name, number)
+                self.model.stop_training = True
+                return
+
+
 class CheckpointCallback(keras.callbacks.Callback):
     """Saves the full training state at the end of every ``every``-th epoch and the last one.
 
@@ -22,13 +52,16 @@ class CheckpointCallback(keras.callbacks.Callback):
         final_epoch: the last epoch of this ``fit()`` (always checkpointed).
     """
 
-    def __init__(self, run_checkpoint, every=1, final_epoch=None):
+    def __init__(self, run_checkpoint, every=1, final_epoch=None, guard=None):
         super().__init__()
         self.run_checkpoint = run_checkpoint
         self.every = every
         self.final_epoch = final_epoch
+        self.guard = guard
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.guard is not None and self.guard.tripped:
+            return  # never overwrite good checkpoints with a diverged model
         done = epoch + 1
         if done % self.every == 0 or done == self.final_epoch:
             self.run_checkpoint.save(done)
@@ -51,8 +84,9 @@ class ImageGridCallback(keras.callbacks.Callback):
     """
 
     def __init__(self, real_images, run_dir, pixel_range, num_samples=64, every=1,
-                 final_epoch=None, seed=0):
+                 final_epoch=None, seed=0, guard=None):
         super().__init__()
+        self.guard = guard
         self.real_images = real_images
         self.run_dir = run_dir
         self.pixel_range = tuple(pixel_range)
@@ -64,6 +98,8 @@ class ImageGridCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1
+        if self.guard is not None and self.guard.tripped:
+            return
         if done % self.every and done != self.final_epoch:
             return
         z = tf.random.stateless_normal(

@@ -9,6 +9,10 @@ class UsageError(Exception):
     """A bad flag value or a run directory that cannot be used; exit status 2."""
 
 
+class TrainingDiverged(Exception):
+    """Training met a non-finite loss and stopped without saving; exit status 3."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line (``prog: error: ...``) and exit 2."""
 
@@ -93,7 +97,8 @@ def run_main(prog, body):
     """Runs ``body()`` and turns the project's expected failures into one line and an exit code.
 
     UsageError -> exit 2; alae_tf.data.DataError and FileNotFoundError -> exit 2 as well (the
-    user's input is wrong); KeyboardInterrupt -> exit 130 (checkpoints already written stay).
+    user's input is wrong); TrainingDiverged -> exit 3; KeyboardInterrupt -> exit 130
+    (checkpoints already written stay).
     """
     from alae_tf.data import DataError
 
@@ -102,6 +107,9 @@ def run_main(prog, body):
     except (UsageError, DataError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except TrainingDiverged as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

@@ -72,7 +72,8 @@ def record_config(run_dir, preset, settings):
     """
     path = os.path.join(run_dir, CONFIG_NAME)
     new = {"preset": preset.to_dict(), "settings": settings}
-    if os.path.isfile(path):
+    # A run that never wrote a checkpoint (a first attempt that failed) binds nothing.
+    if os.path.isfile(path) and has_checkpoints(run_dir):
         old_preset, old_settings = read_config(run_dir)
         old = {"preset": old_preset.to_dict(), "settings": old_settings}
         for section in ("preset", "settings"):
@@ -87,6 +88,11 @@ def record_config(run_dir, preset, settings):
                         "re-run with the same settings to resume, or pick a new --run-dir"
                     )
     write_json_atomic(path, new)
+
+
+def has_checkpoints(run_dir):
+    """True when ``run_dir/checkpoints`` holds at least one checkpoint (damaged ones count)."""
+    return bool(tf.io.gfile.glob(os.path.join(run_dir, "checkpoints", "ckpt-*.index")))
 
 
 class RunCheckpoint:
@@ -126,7 +132,8 @@ class RunCheckpoint:
     def restore_latest(self, model_only=False, quarantine=False, warn=None):
         """Restores the newest checkpoint that reads completely; returns its epoch (0 if none).
 
-        A checkpoint whose files are missing, truncated or unreadable is skipped with one line
+        A checkpoint whose files are missing, truncated or unreadable, or whose weights are not
+        finite (a run saved after it diverged), is skipped with one line
         to ``warn`` (stderr by default) naming it and the reason, and the next older one is
         tried. Damaged checkpoints are never deleted; with ``quarantine`` (a run about to
         train on, which would write the same checkpoint numbers again) their files are moved
@@ -154,6 +161,9 @@ class RunCheckpoint:
                     status.assert_consumed()
             except (tf.errors.OpError, ValueError, IndexError, AssertionError) as e:
                 damaged.append((path, _short_reason(e)))
+                continue
+            if not all(np.isfinite(v.numpy()).all() for v in self.model.weights):
+                damaged.append((path, "holds NaN or infinite weights"))
                 continue
             for bad, reason in damaged:
                 moved = self._quarantine(bad) if quarantine else ""

@@ -7,6 +7,7 @@ import time
 
 from alae_tf.training.cli import (
     ArgumentParser,
+    TrainingDiverged,
     ensure_writable_dir,
     positive_float,
     positive_int,
@@ -112,7 +113,7 @@ def train(args):
 
     from alae_tf.data import make_dataset
     from alae_tf.presets import build_model
-    from alae_tf.training.callbacks import CheckpointCallback, ImageGridCallback
+    from alae_tf.training.callbacks import CheckpointCallback, ImageGridCallback, NonFiniteGuard
     from alae_tf.training.runs import RunCheckpoint, held_out_images, record_config
 
     # Checks the data settings before anything is written to the run directory.
@@ -160,10 +161,12 @@ def train(args):
             batch_size=batch_size, pixel_range=preset.pixel_range, seed=args.seed + first,
             flip=preset.flip,
         )
+        guard = NonFiniteGuard()
         callbacks = [
-            CheckpointCallback(checkpoint, args.checkpoint_every, final_epoch=last),
+            guard,
+            CheckpointCallback(checkpoint, args.checkpoint_every, final_epoch=last, guard=guard),
             ImageGridCallback(grid_images, run_dir, preset.pixel_range, every=args.grid_every,
-                              final_epoch=last, seed=args.seed),
+                              final_epoch=last, seed=args.seed, guard=guard),
             tensorboard,
         ]
         growth = (f"level {level} ({model.level_resolution} px), "
@@ -174,6 +177,15 @@ def train(args):
         # shuffle=False: the tf.data pipeline shuffles (Keras would warn that it ignores it).
         model.fit(dataset, epochs=last, initial_epoch=first, steps_per_epoch=steps_per_epoch,
                   callbacks=callbacks, verbose=verbose, shuffle=False)
+        if guard.tripped:
+            step, epoch, name, value = guard.tripped
+            last_good = checkpoint.latest
+            kept = (f"the newest checkpoint is still {os.path.basename(last_good)}"
+                    if last_good else "no checkpoint was written")
+            raise TrainingDiverged(
+                f"training diverged at step {step} (epoch {epoch}): {name} = {value}; stopped "
+                f"without saving ({kept}); lower --learning-rate (in a new --run-dir if this "
+                "one has checkpoints)")
         images_seen += (last - first) * steps_per_epoch * batch_size
     elapsed = time.time() - start
 
