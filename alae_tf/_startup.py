@@ -29,7 +29,14 @@ def wants_quiet(argv, environ):
         return False
     if LOG_LEVEL in environ:
         return False
-    return not any(a == "--verbose" or a.startswith("--verbose=") for a in argv[1:])
+    args = list(argv[1:])
+    for i, arg in enumerate(args):
+        # alae-train's --verbose takes a Keras verbosity; "--verbose 0" asks for less output.
+        value = arg.split("=", 1)[1] if arg.startswith("--verbose=") else (
+            args[i + 1] if arg == "--verbose" and i + 1 < len(args) else None)
+        if (arg == "--verbose" or arg.startswith("--verbose=")) and value != "0":
+            return False
+    return True
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ import tensorflow as tf
 from run_helpers import make_run
 
 from alae_tf.training.callbacks import CheckpointCallback, NonFiniteGuard
+from alae_tf.training.cli import UsageError
 from alae_tf.training.runs import RunCheckpoint, load_trained_model
 
 BIN = Path(sys.executable).parent
@@ -121,3 +122,78 @@ def test_clis_walk_past_a_truncated_newest_checkpoint(mlp_run, tmp_path):
     assert "moved to checkpoints/damaged/" in result.stderr
     assert (run / "checkpoints" / "damaged" / "ckpt-2.data-00000-of-00001").stat().st_size == 64
     assert RunCheckpoint(model, str(run)).restore_latest(model_only=True) == 2
+
+
+def test_a_full_disk_at_a_save_is_one_error_and_keeps_the_last_checkpoint(
+        make_tiny_model, tmp_path, monkeypatch):
+    model = make_tiny_model(seed=1)
+    checkpoint = RunCheckpoint(model, str(tmp_path))
+    checkpoint.save(1)
+    temp = tmp_path / "checkpoints" / "ckpt-2_temp"
+
+    def full_disk(**kwargs):  # what SaveV2 raises on ENOSPC, after starting its temp folder
+        temp.mkdir()
+        (temp / "part-00000-of-00001.data-00000-of-00001.tempstate1").write_bytes(b"half")
+        raise tf.errors.ResourceExhaustedError(
+            None, None, f"{temp}/part-00000-of-00001.data; No space left on device [Op:SaveV2]")
+
+    monkeypatch.setattr(checkpoint.manager, "save", full_disk)
+    with pytest.raises(UsageError) as error:
+        checkpoint.save(2)
+    assert str(error.value) == (
+        f"cannot write checkpoint 2 in {tmp_path / 'checkpoints'} (No space left on device); "
+        "the newest checkpoint is still ckpt-1: free some space and re-run the same command "
+        "to resume")
+    assert not temp.exists()
+    assert RunCheckpoint(make_tiny_model(seed=2), str(tmp_path)).restore_latest(
+        model_only=True) == 1
+
+
+def test_stale_temporary_checkpoint_folders_are_removed(make_tiny_model, tmp_path):
+    model = make_tiny_model(seed=1)
+    checkpoint = RunCheckpoint(model, str(tmp_path))
+    checkpoint.save(1)
+    (tmp_path / "checkpoints" / "ckpt-2_temp").mkdir()  # a save killed by kill -9
+    assert checkpoint.remove_stale_temps() == []
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"]
+
+
+def test_a_full_disk_at_model_keras_leaves_no_half_file(make_tiny_model, tmp_path, monkeypatch):
+    from alae_tf.training.train import _save_final_model
+
+    model = make_tiny_model(seed=1)
+    model(np.zeros((1, 8, 8, 1), "float32"))
+
+    def full_disk(path, *args, **kwargs):
+        Path(path).write_bytes(b"half a zip")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model, "save", full_disk)
+    with pytest.raises(UsageError, match=r"model.keras \(No space left on device\); the "
+                                         r"checkpoints are saved"):
+        _save_final_model(model, str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_keeps_omitted_flags_and_names_the_preset(mlp_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(mlp_run, run)  # mnist_mlp, trained to epoch 1 with --steps-per-epoch 2
+    result = _cli("alae-train", "--run-dir", str(run), "--epochs", "2", "--verbose", "0")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 steps of 128 images" in result.stdout  # the run's own steps per epoch
+    assert (run / "checkpoints" / "ckpt-2.index").exists()
+
+    result = _cli("alae-train", "--run-dir", str(run), "--preset", "mnist_style_small")
+    assert result.returncode == 2
+    assert _last_line(result) == (
+        f"alae-train: error: {str(run)!r} holds a mnist_mlp run, not mnist_style_small; resume "
+        "it with --preset mnist_mlp (or without --preset), or pick a new --run-dir")
+
+    before = (run / "config.json").read_text()
+    result = _cli("alae-train", "--run-dir", str(run), "--epochs", "1")
+    assert result.returncode == 2
+    assert _last_line(result) == (
+        f"alae-train: error: {str(run)!r} is trained to epoch 2; --epochs 1 would go back: "
+        "give --epochs above 2 to train on (nothing was changed)")
+    assert (run / "config.json").read_text() == before

@@ -17,6 +17,8 @@ BIN = Path(sys.executable).parent
     (["/x/bin/alae-train", "--help"], {}, True),
     (["/x/bin/alae-eval", "runs/a"], {}, True),
     (["/x/bin/alae-train", "--verbose", "2"], {}, False),
+    (["/x/bin/alae-train", "--verbose", "0"], {}, True),  # Keras verbosity 0: less output
+    (["/x/bin/alae-train", "--verbose=0", "--epochs", "3"], {}, True),
     (["/x/bin/alae-export", "r", "o", "--verbose"], {}, False),
     (["/x/bin/alae-sample", "r", "--verbose=1"], {}, False),
     (["/x/bin/alae-train"], {"TF_CPP_MIN_LOG_LEVEL": "0"}, False),

@@ -17,6 +17,7 @@ checkpoint as the latest.
 
 import json
 import os
+import shutil
 import sys
 
 import keras
@@ -64,8 +65,11 @@ def read_config(run_dir):
     return preset, payload.get("settings", {})
 
 
-def record_config(run_dir, preset, settings):
+def record_config(run_dir, preset, settings, write=True):
     """Writes config.json for a new run, or checks that a resumed run asks for the same one.
+
+    With ``write=False`` it only checks. The preset's name is compared first, then every
+    field by name.
 
     Raises:
         UsageError: ``run_dir`` holds a run with a different configuration.
@@ -76,6 +80,9 @@ def record_config(run_dir, preset, settings):
     if os.path.isfile(path) and has_checkpoints(run_dir):
         old_preset, old_settings = read_config(run_dir)
         old = {"preset": old_preset.to_dict(), "settings": old_settings}
+        if old_preset.name != preset.name:
+            raise UsageError(f"{run_dir!r} holds a {old_preset.name} run, not {preset.name}; "
+                             "resume it with its own preset, or pick a new --run-dir")
         for section in ("preset", "settings"):
             for key in sorted(set(old[section]) | set(new[section])):
                 if key in RESUMABLE_FIELDS:
@@ -87,7 +94,8 @@ def record_config(run_dir, preset, settings):
                         f"{run_dir!r} holds a run with {key}={before!r}, not {after!r}; "
                         "re-run with the same settings to resume, or pick a new --run-dir"
                     )
-    write_json_atomic(path, new)
+    if write:
+        write_json_atomic(path, new)
 
 
 def has_checkpoints(run_dir):
@@ -191,8 +199,37 @@ class RunCheckpoint:
         return self.manager.directory
 
     def save(self, epoch):
+        """Saves checkpoint ``epoch``.
+
+        Raises:
+            UsageError: the write failed (a full disk, lost permissions); the previous
+                checkpoint is intact and the half-written temporary folder is removed.
+        """
         self.epoch.assign(epoch)
-        return self.manager.save(checkpoint_number=epoch)
+        try:
+            return self.manager.save(checkpoint_number=epoch)
+        except (tf.errors.OpError, OSError) as e:
+            stale = self.remove_stale_temps()
+            text = getattr(e, "message", None) or getattr(e, "strerror", None) or str(e)
+            reason = text.strip().rsplit("; ", 1)[-1].replace(" [Op:SaveV2]", "")
+            kept = (f"the newest checkpoint is still {os.path.basename(self.latest)}"
+                    if self.latest else "no earlier checkpoint")
+            left = f"; could not remove {', '.join(stale)}" if stale else ""
+            raise UsageError(f"cannot write checkpoint {epoch} in {self.directory} ({reason}); "
+                             f"{kept}{left}: free some space and re-run the same command to "
+                             "resume") from None
+
+    def remove_stale_temps(self):
+        """Removes ``ckpt-N_temp`` folders left by a save that died (kill -9, full disk).
+
+        Returns the names of those that could not be removed.
+        """
+        left = []
+        for path in tf.io.gfile.glob(os.path.join(self.directory, "*_temp")):
+            shutil.rmtree(path, ignore_errors=True)
+            if os.path.exists(path):
+                left.append(os.path.basename(path))
+        return left
 
 
 def _checkpoint_number(prefix):

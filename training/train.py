@@ -1,5 +1,6 @@
 """alae-train: trains an ALAE with Keras fit(), resumably, into a run directory."""
 
+import contextlib
 import math
 import os
 import sys
@@ -8,6 +9,7 @@ import time
 from alae_tf.training.cli import (
     ArgumentParser,
     TrainingDiverged,
+    UsageError,
     ensure_writable_dir,
     positive_float,
     positive_int,
@@ -26,8 +28,9 @@ def build_parser():
         description="Train an Adversarial Latent Autoencoder. Re-running the same command "
         "resumes from the run directory's latest checkpoint.",
     )
-    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
-                        help=f"named experiment configuration (default: {DEFAULT_PRESET})")
+    parser.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                        help=f"named experiment configuration (default: {DEFAULT_PRESET}, or the "
+                        "run's own when resuming)")
     parser.add_argument("--dataset", default=None,
                         help="data source: 'mnist' (the embedded real digits, the default), "
                         "'tfds:NAME' (needs a network) or 'folder:PATH' (png/jpg, nested)")
@@ -44,8 +47,9 @@ def build_parser():
     parser.add_argument("--run-dir", default=None,
                         help="where config, checkpoints, logs and samples go "
                         "(default: runs/PRESET)")
-    parser.add_argument("--seed", type=seed_int, default=0,
-                        help="seed of weights, data order and training noise (default: 0)")
+    parser.add_argument("--seed", type=seed_int, default=None,
+                        help="seed of weights, data order and training noise (default: 0, or "
+                        "the run's own when resuming)")
     parser.add_argument("--jit-compile", choices=("on", "off"), default="off",
                         help="compile the training step with XLA (default: off; see the "
                         "README's benchmark figures)")
@@ -65,7 +69,11 @@ def build_parser():
     return parser
 
 
-def _preset_from_args(args):
+def _preset_from_args(args, recorded=None):
+    """The preset the flags ask for. Resuming (``recorded`` = the run's preset), a flag left
+    out keeps the run's value rather than the preset's default."""
+    import dataclasses
+
     from alae_tf.presets import get_preset
 
     overrides = {"dataset": args.dataset, "epochs": args.epochs}
@@ -74,7 +82,19 @@ def _preset_from_args(args):
         overrides.update(batch_size=args.batch_size, lod_batch_sizes=())
     if args.learning_rate is not None:
         overrides.update(learning_rate=args.learning_rate, lod_learning_rates=())
-    return get_preset(args.preset, **{k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if recorded is not None:
+        return dataclasses.replace(recorded, **given)
+    return get_preset(args.preset or DEFAULT_PRESET, **given)
+
+
+def _recorded_run(run_dir):
+    """(preset, settings) of the run in ``run_dir`` once it has a checkpoint, else None."""
+    from alae_tf.training.runs import has_checkpoints, read_config
+
+    if not os.path.isfile(os.path.join(run_dir, "config.json")) or not has_checkpoints(run_dir):
+        return None
+    return read_config(run_dir)
 
 
 def _print_parameter_counts(model):
@@ -96,8 +116,35 @@ def _make_strategy(name):
     return tf.distribute.get_strategy()
 
 
+def _save_final_model(model, run_dir):
+    """Writes run_dir/model.keras through a temporary file; a failed write leaves none."""
+    import tensorflow as tf
+
+    final_path = os.path.join(run_dir, "model.keras")
+    tmp_path = os.path.join(run_dir, f"model.tmp{os.getpid()}.keras")
+    try:
+        model.save(tmp_path)
+        os.replace(tmp_path, final_path)
+    except (OSError, tf.errors.OpError) as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp_path)
+        reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+        raise UsageError(f"cannot write {final_path} ({reason}); the checkpoints are saved: "
+                         "free some space and re-run the same command to write it") from None
+
+
 def train(args):
-    preset = _preset_from_args(args)
+    run_dir = args.run_dir or os.path.join("runs", args.preset or DEFAULT_PRESET)
+    recorded_preset, recorded_settings = _recorded_run(run_dir) or (None, {})
+    if recorded_preset is not None and args.preset not in (None, recorded_preset.name):
+        raise UsageError(f"{run_dir!r} holds a {recorded_preset.name} run, not {args.preset}; "
+                         f"resume it with --preset {recorded_preset.name} (or without "
+                         "--preset), or pick a new --run-dir")
+    preset = _preset_from_args(args, recorded_preset)
+    seed = args.seed if args.seed is not None else recorded_settings.get("seed", 0)
+    steps = (args.steps_per_epoch if args.steps_per_epoch is not None
+             else recorded_settings.get("steps_per_epoch"))
+    args.seed, args.steps_per_epoch = seed, steps
     if args.dry_run:
         from alae_tf.presets import build_model
 
@@ -106,7 +153,6 @@ def train(args):
         _print_parameter_counts(build_model(preset, seed=args.seed))
         return 0
 
-    run_dir = args.run_dir or os.path.join("runs", preset.name)
     ensure_writable_dir(run_dir)
 
     import keras
@@ -122,7 +168,8 @@ def train(args):
         batch_size=preset.schedule.largest_batch_size,
         pixel_range=preset.pixel_range, seed=args.seed,
     )
-    record_config(run_dir, preset, {"seed": args.seed, "steps_per_epoch": args.steps_per_epoch})
+    settings = {"seed": args.seed, "steps_per_epoch": args.steps_per_epoch}
+    record_config(run_dir, preset, settings, write=False)  # refuses a settings change now
 
     keras.utils.set_random_seed(args.seed)
     strategy = _make_strategy(args.strategy)
@@ -131,8 +178,17 @@ def train(args):
         model.compile(learning_rate=preset.learning_rate, jit_compile=args.jit_compile == "on")
         checkpoint = RunCheckpoint(model, run_dir)
         initial_epoch = checkpoint.restore_latest(quarantine=True)
+        checkpoint.remove_stale_temps()
 
+    if args.epochs is not None and args.epochs < initial_epoch:
+        raise UsageError(f"{run_dir!r} is trained to epoch {initial_epoch}; --epochs "
+                         f"{args.epochs} would go back: give --epochs above {initial_epoch} to "
+                         "train on (nothing was changed)")
+    record_config(run_dir, preset, settings)
     if initial_epoch >= preset.epochs:
+        if not os.path.isfile(os.path.join(run_dir, "model.keras")):
+            _save_final_model(model, run_dir)  # a previous run stopped before writing it
+            print(f"wrote {os.path.join(run_dir, 'model.keras')}")
         print(f"{run_dir}: already trained to epoch {initial_epoch} of {preset.epochs}; "
               "nothing to do (raise --epochs to train longer)")
         return 0
@@ -189,10 +245,7 @@ def train(args):
         images_seen += (last - first) * steps_per_epoch * batch_size
     elapsed = time.time() - start
 
-    final_path = os.path.join(run_dir, "model.keras")
-    tmp_path = os.path.join(run_dir, f"model.tmp{os.getpid()}.keras")
-    model.save(tmp_path)
-    os.replace(tmp_path, final_path)
+    _save_final_model(model, run_dir)
     print(f"done: epoch {preset.epochs}, step {int(model.step.numpy())}, {elapsed:.0f} s "
           f"({images_seen / max(elapsed, 1e-9):.0f} images/s). Next: alae-eval {run_dir}; "
           f"alae-sample {run_dir}")
