@@ -1,6 +1,7 @@
 """alae-export: writes a trained run's EMA networks as a TF Serving SavedModel (OUT/NAME/VERSION)
 or as TF.js graph models with a manifest (OUT/NAME)."""
 
+import contextlib
 import os
 
 import tensorflow as tf
@@ -40,8 +41,23 @@ def build_parser():
     return parser
 
 
+@contextlib.contextmanager
+def _export_errors(run_dir, path):
+    """An export's expected failures as one-line usage errors."""
+    from alae_tf.export.saved_model import ExportError
+
+    try:
+        yield
+    except ExportError as e:
+        raise UsageError(f"{run_dir}: {e}") from None
+    except OSError as e:
+        raise UsageError(f"cannot write {path} ({e.strerror or e})") from None
+    except tf.errors.OpError as e:  # TF's own file writes: a full disk, a lost mount
+        raise UsageError(f"cannot write {path} ({e.message.split('; ')[-1]})") from None
+
+
 def export(args):
-    from alae_tf.export.saved_model import ExportError, export_saved_model
+    from alae_tf.export.saved_model import export_saved_model
     from alae_tf.training.runs import load_trained_model
 
     if args.quantize and args.format != "tfjs":
@@ -53,14 +69,8 @@ def export(args):
     if args.format == "tfjs":
         return export_browser(args, model, preset, name, epoch)
     path = os.path.join(args.out, name, str(args.version))
-    try:
+    with _export_errors(args.run_dir, path):
         export_saved_model(model, preset, path, overwrite=args.overwrite)
-    except ExportError as e:
-        raise UsageError(f"{args.run_dir}: {e}") from None
-    except OSError as e:
-        raise UsageError(f"cannot write {path} ({e.strerror or e})") from None
-    except tf.errors.OpError as e:  # TF's own file writes: a full disk, a lost mount
-        raise UsageError(f"cannot write {path} ({e.message.split('; ')[-1]})") from None
     print(f"wrote {path} ({preset.name}, epoch {epoch}, EMA networks); signatures: "
           f"saved_model_cli show --dir {path} --all; serve it: alae-serve "
           f"{os.path.join(args.out, name)}")
@@ -68,21 +78,14 @@ def export(args):
 
 
 def export_browser(args, model, preset, name, epoch):
-    from alae_tf.export.saved_model import ExportError
     from alae_tf.export.tfjs import export_tfjs, run_scores
 
     path = os.path.join(args.out, name)
     source = {"run_dir": args.run_dir, "epoch": epoch, "preset": preset.name}
-    try:
+    with _export_errors(args.run_dir, path):
         manifest = export_tfjs(model, preset, path, quantize=args.quantize,
                                overwrite=args.overwrite, scores=run_scores(args.run_dir),
                                source=source)
-    except ExportError as e:
-        raise UsageError(f"{args.run_dir}: {e}") from None
-    except OSError as e:
-        raise UsageError(f"cannot write {path} ({e.strerror or e})") from None
-    except tf.errors.OpError as e:  # TF's own file writes: a full disk, a lost mount
-        raise UsageError(f"cannot write {path} ({e.message.split('; ')[-1]})") from None
     sizes = ", ".join(f"{graph} {info['bytes'] / 1e6:.2f} MB"
                       for graph, info in manifest["graphs"].items())
     print(f"wrote {path} ({preset.name}, epoch {epoch}, EMA networks, "

@@ -26,6 +26,7 @@ and served by the ``metadata`` signature (a JSON string), so a client needs neit
 package nor its source to use the export.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -283,15 +284,25 @@ def export_saved_model(model, preset, path, overwrite=False):
     describe_fn()  # traced: an endpoint without inputs needs no input_signature then
     archive.add_endpoint("metadata", describe_fn)
 
+    with written_atomically(path) as tmp:
+        archive.write_out(tmp, verbose=False)
+        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+        with open(os.path.join(tmp, "assets.extra", METADATA_FILE), "w", encoding="utf-8") as f:
+            f.write(metadata + "\n")
+    return path
+
+
+@contextlib.contextmanager
+def written_atomically(path):
+    """Yields a temporary folder beside ``path``; when the block completes, it becomes
+    ``path`` (replacing an old one). On any error the temporary folder is removed, so
+    ``path`` never holds a half-written export."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        archive.write_out(tmp, verbose=False)
-        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
-        with open(os.path.join(tmp, "assets.extra", METADATA_FILE), "w", encoding="utf-8") as f:
-            f.write(metadata + "\n")
+        yield tmp
         if os.path.exists(path):
             old = f"{tmp}.old"
             os.replace(path, old)
@@ -301,4 +312,3 @@ def export_saved_model(model, preset, path, overwrite=False):
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return path

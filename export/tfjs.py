@@ -30,7 +30,6 @@ import base64
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 
 import keras
@@ -38,7 +37,12 @@ import numpy as np
 import tensorflow as tf
 
 from alae_tf._startup import is_quiet, stderr_captured
-from alae_tf.export.saved_model import ExportError, _Signatures, check_exportable
+from alae_tf.export.saved_model import (
+    ExportError,
+    _Signatures,
+    check_exportable,
+    written_atomically,
+)
 
 FORMAT = "alae-tf TF.js export 1"
 MANIFEST = "manifest.json"
@@ -252,11 +256,7 @@ def export_tfjs(model, preset, path, quantize=None, overwrite=False, scores=None
     signatures = BrowserSignatures(model, preset.pixel_range)
     specs = signatures.browser_specs()
 
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with written_atomically(path) as tmp:
         with tempfile.TemporaryDirectory(prefix="alae_tfjs_") as work:
             archive = keras.export.ExportArchive()
             for network in (signatures.mapping_f, signatures.generator, signatures.encoder):
@@ -305,15 +305,6 @@ def export_tfjs(model, preset, path, quantize=None, overwrite=False, scores=None
         with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)
             f.write("\n")
-        if os.path.exists(path):
-            old = f"{tmp}.old"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return manifest
 
 
