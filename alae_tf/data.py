@@ -248,10 +248,14 @@ def _import_tfds():
     return tfds
 
 
-def _short_reason(error):
-    """The first line of an exception's message, for a one-line DataError."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    reason = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+def short_reason(error, with_type=True):
+    """The first line of an exception's message (a TensorFlow error's own message, without
+    its op details), for one-line errors; prefixed with the exception's type by default."""
+    text = getattr(error, "message", None) or str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    reason = f"{type(error).__name__}: {lines[0]}" if with_type else lines[0]
     return reason if len(reason) <= 160 else reason[:157] + "..."
 
 
@@ -285,7 +289,7 @@ def _tfds_source(name, split, resolution, channels, shuffle, seed):
     except Exception as e:  # network, disk, checksum and parsing errors have many types
         _log.debug("preparing tfds dataset %r failed", name, exc_info=True)
         raise DataError(
-            f"could not download/prepare tfds dataset {name!r} ({_short_reason(e)}); check "
+            f"could not download/prepare tfds dataset {name!r} ({short_reason(e)}); check "
             "the network and disk space, or use 'folder:PATH' with the images on disk"
         ) from None
     check_split(builder.info.splits)

@@ -12,6 +12,7 @@ from alae_tf.training.cli import (
     add_verbose_flag,
     positive_int,
     run_main,
+    write_error_reason,
 )
 
 
@@ -50,10 +51,8 @@ def _export_errors(run_dir, path):
         yield
     except ExportError as e:
         raise UsageError(f"{run_dir}: {e}") from None
-    except OSError as e:
-        raise UsageError(f"cannot write {path} ({e.strerror or e})") from None
-    except tf.errors.OpError as e:  # TF's own file writes: a full disk, a lost mount
-        raise UsageError(f"cannot write {path} ({e.message.split('; ')[-1]})") from None
+    except (OSError, tf.errors.OpError) as e:  # TF's own writes too: a full disk, a lost mount
+        raise UsageError(f"cannot write {path} ({write_error_reason(e)})") from None
 
 
 def export(args):

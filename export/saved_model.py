@@ -216,6 +216,18 @@ class _Signatures:
         return specs
 
 
+def model_facts(model, preset):
+    """What every export says of its model: family, preset and tensor sizes."""
+    return {
+        "model": type(model).__name__,
+        "preset": preset.name,
+        "resolution": model.image_shape[0],
+        "channels": model.image_shape[2],
+        "latent_dim": model.latent_dim,
+        "num_styles": model.num_styles if isinstance(model, StyleALAE) else 0,
+    }
+
+
 def describe(model, preset, signatures):
     """The export's self-description: model facts and every signature's tensors."""
     image_range = {"float32": [0.0, 1.0], "uint8": [0, 255]}
@@ -242,12 +254,7 @@ def describe(model, preset, signatures):
         described[name] = {"inputs": inputs, "outputs": outputs}
     return {
         "format": "alae-tf SavedModel export 1",
-        "model": type(model).__name__,
-        "preset": preset.name,
-        "resolution": model.image_shape[0],
-        "channels": model.image_shape[2],
-        "latent_dim": model.latent_dim,
-        "num_styles": signatures.num_styles,
+        **model_facts(model, preset),
         "serving_default": SERVING_DEFAULT,
         "signatures": described,
         "notes": [

@@ -41,6 +41,7 @@ from alae_tf.export.saved_model import (
     ExportError,
     _Signatures,
     check_exportable,
+    model_facts,
     written_atomically,
 )
 
@@ -279,13 +280,8 @@ def export_tfjs(model, preset, path, quantize=None, overwrite=False, scores=None
                 }
         manifest = {
             "format": FORMAT,
-            "model": type(model).__name__,
-            "preset": preset.name,
-            "resolution": model.image_shape[0],
-            "channels": model.image_shape[2],
+            **model_facts(model, preset),
             "dataset": preset.dataset,
-            "latent_dim": model.latent_dim,
-            "num_styles": signatures.num_styles,
             "noise": {"size": signatures.noise_size,
                       "shapes": [list(s) for s in signatures.noise_shapes]},
             "images": {"dtype": "float32", "range": [0.0, 1.0], "layout": "NHWC"},

@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import re
 import sys
 
 
@@ -70,6 +71,16 @@ def unit_interval(text):
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
+
+
+def write_error_reason(error):
+    """Why a write failed, in a few words: "No space left on device", "Permission denied".
+
+    Takes an OSError (its strerror) or a TensorFlow file error, whose message ends in
+    "...; No space left on device [Op:SaveV2]".
+    """
+    text = getattr(error, "strerror", None) or getattr(error, "message", None) or str(error)
+    return re.sub(r"\s*\[Op:\w+\]$", "", text.strip().rsplit("; ", 1)[-1])
 
 
 def add_verbose_flag(parser):

@@ -24,10 +24,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alae_tf.data import DataError, make_dataset
+from alae_tf.data import DataError, make_dataset, short_reason
 from alae_tf.model import EMA_NETWORK_NAMES, NETWORK_NAMES, OPTIMIZER_NAMES
 from alae_tf.presets import Preset, build_model
-from alae_tf.training.cli import UsageError
+from alae_tf.training.cli import UsageError, write_error_reason
 
 CONFIG_NAME = "config.json"
 # Fields that may change when a run is resumed: the length of training only.
@@ -168,7 +168,7 @@ class RunCheckpoint:
                 else:
                     status.assert_consumed()
             except (tf.errors.OpError, ValueError, IndexError, AssertionError) as e:
-                damaged.append((path, _short_reason(e)))
+                damaged.append((path, short_reason(e, with_type=False)))
                 continue
             if not all(np.isfinite(v.numpy()).all() for v in self.model.weights):
                 damaged.append((path, "holds NaN or infinite weights"))
@@ -210,8 +210,7 @@ class RunCheckpoint:
             return self.manager.save(checkpoint_number=epoch)
         except (tf.errors.OpError, OSError) as e:
             stale = self.remove_stale_temps()
-            text = getattr(e, "message", None) or getattr(e, "strerror", None) or str(e)
-            reason = text.strip().rsplit("; ", 1)[-1].replace(" [Op:SaveV2]", "")
+            reason = write_error_reason(e)
             kept = (f"the newest checkpoint is still {os.path.basename(self.latest)}"
                     if self.latest else "no earlier checkpoint")
             left = f"; could not remove {', '.join(stale)}" if stale else ""
@@ -237,13 +236,6 @@ def _checkpoint_number(prefix):
         return int(prefix.rsplit("-", 1)[1])
     except (IndexError, ValueError):
         return -1
-
-
-def _short_reason(error):
-    """The first line of a restore error, without TensorFlow's op and node details."""
-    text = getattr(error, "message", None) or str(error) or type(error).__name__
-    text = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _warn(message):

@@ -15,6 +15,7 @@ from alae_tf.training.cli import (
     positive_int,
     run_main,
     seed_int,
+    write_error_reason,
 )
 
 DEFAULT_PRESET = "mnist_mlp"
@@ -128,9 +129,9 @@ def _save_final_model(model, run_dir):
     except (OSError, tf.errors.OpError) as e:
         with contextlib.suppress(OSError):
             os.remove(tmp_path)
-        reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
-        raise UsageError(f"cannot write {final_path} ({reason}); the checkpoints are saved: "
-                         "free some space and re-run the same command to write it") from None
+        raise UsageError(f"cannot write {final_path} ({write_error_reason(e)}); the checkpoints "
+                         "are saved: free some space and re-run the same command to write it"
+                         ) from None
 
 
 def train(args):

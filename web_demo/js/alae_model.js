@@ -130,3 +130,26 @@ export class AlaeModel {
 export function lerp(tf, a, b, t) {
   return tf.tidy(() => a.add(b.sub(a).mul(t)));
 }
+
+/**
+ * Median and p95 milliseconds of ``runs`` calls of ``call`` (which returns a tensor), after
+ * 3 warm-up calls; each call is timed until its values are read back.
+ */
+export async function timeCalls(call, runs) {
+  for (let i = 0; i < 3; i++) {
+    const y = call();
+    await y.data();
+    y.dispose();
+  }
+  const ms = [];
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    const y = call();
+    await y.data();
+    ms.push(performance.now() - start);
+    y.dispose();
+  }
+  ms.sort((a, b) => a - b);
+  const at = (q) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))];
+  return {median_ms: at(0.5), p95_ms: at(0.95), runs};
+}

@@ -1,6 +1,6 @@
 // The demo page: loads an alae-tf TF.js export and wires the canvas, file input and sliders to
 // its encoder, generator and mapping graphs. Everything runs in this browser.
-import {AlaeModel, lerp} from './alae_model.js';
+import {AlaeModel, lerp, timeCalls} from './alae_model.js';
 
 const tf = window.tf;
 const $ = (id) => document.getElementById(id);
@@ -388,23 +388,9 @@ demo.benchmark = async (runs = 50, batch = 1, graph = false) => {
   const x = tf.randomUniform([batch, model.resolution, model.resolution, model.channels]);
   const noise = fixedNoise(batch);
   const call = () => (graph ? model.reconstructGraph(x, noise) : model.reconstruct(x, noise));
-  for (let i = 0; i < 3; i++) {
-    const y = call();
-    await y.data();
-    y.dispose();
-  }
-  const ms = [];
-  for (let i = 0; i < runs; i++) {
-    const start = performance.now();
-    const y = call();
-    await y.data();
-    ms.push(performance.now() - start);
-    y.dispose();
-  }
+  const times = await timeCalls(call, runs);
   tf.dispose([x, noise]);
-  ms.sort((a, b) => a - b);
-  const at = (q) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))];
-  return {median_ms: at(0.5), p95_ms: at(0.95), runs, batch, backend: tf.getBackend()};
+  return {...times, batch, backend: tf.getBackend()};
 };
 
 // ---------------------------------------------------------------- start-up

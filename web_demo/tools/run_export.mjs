@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
-import {AlaeModel} from '../js/alae_model.js';
+import {AlaeModel, timeCalls} from '../js/alae_model.js';
 
 function fail(message) {
   process.stderr.write(`run_export: ${message}\n`);
@@ -50,10 +50,6 @@ function fromTensor(t) {
   return {shape: t.shape, data: Array.from(t.dataSync())};
 }
 
-function percentile(sorted, q) {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
-
 async function main() {
   const args = process.argv.slice(2);
   if (!args.length || args[0].startsWith('-')) fail('usage: run_export.mjs EXPORT_DIR (--inputs IN --out OUT | --bench N)');
@@ -71,17 +67,7 @@ async function main() {
     const times = {};
     for (const [name, call] of [['chain', (x) => model.reconstruct(x)],
                                 ['graph', (x) => model.reconstructGraph(x)]]) {
-      for (let i = 0; i < 3; i++) call(images).dispose();
-      const ms = [];
-      for (let i = 0; i < runs; i++) {
-        const start = performance.now();
-        const out = call(images);
-        await out.data();
-        ms.push(performance.now() - start);
-        out.dispose();
-      }
-      ms.sort((a, b) => a - b);
-      times[name] = {median_ms: percentile(ms, 0.5), p95_ms: percentile(ms, 0.95), runs};
+      times[name] = await timeCalls(() => call(images), runs);
     }
     process.stdout.write(JSON.stringify({backend: tf.getBackend(), batch, ...times}) + '\n');
     return;
