@@ -169,8 +169,9 @@ async function reconstruct() {
     busy = false;
   }
   if (pending) {
+    // Through scheduleReconstruct, so idle() sees the queued frame.
     pending = false;
-    requestAnimationFrame(reconstruct);
+    scheduleReconstruct();
   }
 }
 

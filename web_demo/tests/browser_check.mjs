@@ -131,6 +131,7 @@ async function checkBackend(browser, backend) {
   }
 
   // A text file named .png, through the file chooser: a message, nothing else changes.
+  await settle(page);
   const reconBefore = await canvasPixels(page, 'reconstruction');
   const countBefore = (await snapshot(page)).count;
   await page.setInputFiles('#file', {name: 'notes.png', mimeType: 'image/png',
