@@ -13,10 +13,16 @@ optional flip, prefetch. Images leave it as ``[B, H, W, C]`` float32 with no lab
 """
 
 import concurrent.futures
+import contextlib
+import hashlib
 import importlib.resources
+import json
 import logging
 import numbers
+import os
 import pathlib
+import re
+import sys
 import warnings
 
 import numpy as np
@@ -35,11 +41,23 @@ _TF_FORMATS = frozenset({"PNG", "JPEG", "BMP", "GIF"})
 # image stored as RGB keeps its grey levels.
 _LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
+# Images above this many pixels are skipped (make_dataset's max_image_pixels, alae-train
+# --max-image-pixels): 40 megapixels decode to 120 MB of uint8 and about 0.5 GB of float32
+# before the resize, per image in flight.
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+# Folders with at least this many images not yet checked say so on stderr first.
+_REPORT_CHECKS_FROM = 500
+_REPORTED = set()
+
 _log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
     """Bad data or data settings. ``str(e)`` is one line naming the problem and what to do."""
+
+
+class DataWarning(UserWarning):
+    """Files of a data source that were skipped. ``str(w.message)`` is one line."""
 
 
 def load_embedded_mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
@@ -76,6 +94,7 @@ def make_dataset(
     repeat: bool = True,
     drop_remainder: bool = True,
     flip: bool = False,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> tuple[tf.data.Dataset, int]:
     """Builds the input pipeline of a data source.
 
@@ -85,9 +104,13 @@ def make_dataset(
     antialiasing, so shrinking does not alias). Channels: grey becomes RGB by repetition,
     RGB becomes grey by BT.601 luminance, alpha is dropped.
 
-    Folders have a single split, ``"train"``; ``split="test"`` raises DataError. Their files
-    are checked with PIL before the pipeline is built: unreadable ones are skipped with one
-    warning, non-image extensions are ignored.
+    Folders have a single split, ``"train"``; ``split="test"`` raises DataError. Before the
+    pipeline is built, every file is read by the decoder training uses
+    (``tf.io.decode_image``), so no file can fail mid-training. Files that do not decode,
+    and images above ``max_image_pixels``, are skipped and counted in one DataWarning per
+    process; other extensions are ignored. The checks are remembered per file (path, size
+    and mtime) under ``$ALAE_TF_CACHE_DIR`` or ``~/.cache/alae_tf``, so a resumed run over
+    a large folder does not decode it again.
 
     The same arguments (and the same TF global seed) give the same sequence of batches.
 
@@ -104,6 +127,7 @@ def make_dataset(
         repeat: repeat forever (before batching, so batches run across epoch boundaries).
         drop_remainder: drop a last partial batch.
         flip: flip each image horizontally with probability 1/2.
+        max_image_pixels: folder images with more pixels (width x height) are skipped.
 
     Returns:
         ``(dataset, num_examples)``: a ``tf.data.Dataset`` of float32 ``[B, H, W, C]`` and
@@ -122,8 +146,11 @@ def make_dataset(
             source[len("tfds:") :], split, resolution, channels, shuffle, seed
         )
     elif source.startswith("folder:"):
+        if not _is_int(max_image_pixels) or max_image_pixels < 1:
+            raise DataError(f"max_image_pixels must be a positive integer, got "
+                            f"{max_image_pixels!r}")
         examples, num_examples, per_example, per_batch = _folder_source(
-            source[len("folder:") :], split, resolution, channels
+            source[len("folder:") :], split, resolution, channels, int(max_image_pixels)
         )
     else:
         raise DataError(
@@ -132,8 +159,9 @@ def make_dataset(
         )
     if drop_remainder and batch_size > num_examples:
         raise DataError(
-            f"batch_size {batch_size} is larger than the {num_examples} images of {source!r} "
-            f"split {split!r}; lower batch_size or pass drop_remainder=False"
+            f"a batch of {batch_size} needs more than the {num_examples} usable images of "
+            f"{source!r} (split {split!r}); add images or lower the batch size "
+            "(alae-train --batch-size)"
         )
 
     dataset = examples
@@ -252,6 +280,8 @@ def short_reason(error, with_type=True):
     """The first line of an exception's message (a TensorFlow error's own message, without
     its op details), for one-line errors; prefixed with the exception's type by default."""
     text = getattr(error, "message", None) or str(error)
+    # Eager TensorFlow errors wrap the message as "{{function_node ...}} TEXT [Op:Name] name: ...".
+    text = re.sub(r"^\{\{[^}]*\}\}\s*|\s*\[Op:\w+\].*$", "", text.strip(), flags=re.DOTALL)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         return type(error).__name__
@@ -316,19 +346,144 @@ def _tfds_source(name, split, resolution, channels, shuffle, seed):
     return examples, num_examples, per_example, _identity
 
 
-def _is_decodable_image(path):
-    """True when PIL reads the file's header as a format that tf.io.decode_image supports."""
+def _cache_dir():
+    """Where folder checks are remembered: $ALAE_TF_CACHE_DIR, else the XDG cache."""
+    if os.environ.get("ALAE_TF_CACHE_DIR"):
+        return pathlib.Path(os.environ["ALAE_TF_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(base) / "alae_tf"
+
+
+def _cache_file(root):
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:20]
+    return _cache_dir() / "image_checks" / f"{digest}.json"
+
+
+def _load_checks(root):
+    try:
+        with open(_cache_file(root)) as f:
+            data = json.load(f)
+        return data["files"] if data.get("root") == str(root) else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}  # no cache yet, or a damaged one: check again
+
+
+def _save_checks(root, checks):
+    # Only a cache: a failed write costs a re-check next time, nothing else.
+    path = _cache_file(root)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w") as f:
+            json.dump({"root": str(root), "files": checks}, f)
+        os.replace(tmp, path)
+    except OSError as e:
+        _log.debug("could not cache image checks in %s: %s", path, e)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _read_header(path):
+    """``{"size": [W, H], "error": None}``, or an error naming why the file is no image."""
     try:
         with Image.open(path) as image:
-            # verify() checks the structure (PNG chunk checksums, for instance) without
-            # decoding the pixels.
-            image.verify()
-            return image.format in _TF_FORMATS
-    except Exception:  # PIL's format plugins raise many types (OSError, SyntaxError, ...)
-        return False
+            if image.format not in _TF_FORMATS:
+                return {"size": None, "error": f"{image.format} is not PNG, JPEG, BMP or GIF"}
+            return {"size": list(image.size), "error": None}
+    except Image.UnidentifiedImageError:
+        return {"size": None, "error": "not an image file"}
+    except Exception as e:  # PIL's format plugins raise many types (OSError, SyntaxError, ...)
+        return {"size": None, "error": f"not an image ({short_reason(e, with_type=False)})"}
 
 
-def _folder_source(path, split, resolution, channels):
+def _decode_errors(paths):
+    """Decodes ``paths`` with training's own decoder; ``{index: reason}`` of the failures."""
+    def decode(index, file):
+        image = tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False)
+        return index, tf.shape(image)
+
+    dataset = tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), paths))
+    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    decoded = {int(index) for index, _ in dataset.ignore_errors().as_numpy_iterator()}
+    errors = {}
+    for index in sorted(set(range(len(paths))) - decoded):
+        try:  # again, alone, for TensorFlow's own words
+            tf.io.decode_image(tf.io.read_file(paths[index]), channels=3,
+                               expand_animations=False)
+            errors[index] = "could not be decoded"
+        except (tf.errors.OpError, ValueError) as e:
+            errors[index] = f"damaged ({short_reason(e, with_type=False)})"
+    return errors
+
+
+def _check_images(root, candidates):
+    """Header and full-decode checks of ``candidates``, remembered per file size and mtime.
+
+    Returns ``{path: {"size": [W, H] | None, "error": str | None, "decoded": bool}}``.
+    Files too large for the caller's limit are left undecoded here (``decoded`` False) and
+    decoded on a later call that allows them.
+    """
+    cached = _load_checks(root)
+    checks, stamps, fresh = {}, {}, []
+    for p in candidates:
+        key = str(p)
+        try:
+            st = p.stat()
+            stamps[key] = [st.st_size, st.st_mtime_ns]
+        except OSError as e:
+            checks[key] = {"size": None, "error": f"unreadable ({e.strerror})", "decoded": False}
+            continue
+        entry = cached.get(key)
+        if entry and entry.get("stamp") == stamps[key]:
+            checks[key] = entry
+        else:
+            fresh.append(p)
+    if fresh:
+        # Headers only (no pixels), so PIL's decompression-bomb guard does not apply: the
+        # caller's pixel limit decides. Reading headers is I/O bound: threads overlap waits.
+        bomb_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with concurrent.futures.ThreadPoolExecutor() as pool:
+                headers = list(pool.map(_read_header, fresh))
+        finally:
+            Image.MAX_IMAGE_PIXELS = bomb_limit
+        for p, header in zip(fresh, headers, strict=True):
+            checks[str(p)] = {"stamp": stamps[str(p)], **header, "decoded": False}
+    return checks, stamps
+
+
+def _decode_new(root, checks, stamps, files, label):
+    """Runs the decoder over those of ``files`` not yet decoded; records the results."""
+    todo = [f for f in files if not checks[f]["decoded"]]
+    if not todo:
+        return
+    if len(todo) >= _REPORT_CHECKS_FROM:
+        print(f"checking {len(todo)} images in {label} with TensorFlow's decoder (once; the "
+              f"results are cached in {_cache_dir()})", file=sys.stderr, flush=True)
+    errors = _decode_errors(todo)
+    for index, file in enumerate(todo):
+        checks[file]["decoded"] = True
+        checks[file]["error"] = errors.get(index)
+    _save_checks(root, {k: v for k, v in checks.items() if k in stamps})
+
+
+def _skip_summary(bad, too_large, max_image_pixels, root):
+    def first(paths):
+        return os.path.relpath(paths[0][0], root) + f": {paths[0][1]}"
+
+    parts = []
+    if bad:
+        parts.append(f"{len(bad)} damaged or not images (first: {first(bad)})")
+    if too_large:
+        parts.append(
+            f"{len(too_large)} above the limit of {max_image_pixels:,} pixels (first: "
+            f"{first(too_large)}; raise it with alae-train --max-image-pixels, or "
+            "max_image_pixels= in Python)"
+        )
+    return "; ".join(parts)
+
+
+def _folder_source(path, split, resolution, channels, max_image_pixels):
     if split != "train":
         raise DataError(
             f"folder sources have only a 'train' split, got split={split!r}; put test images "
@@ -338,6 +493,7 @@ def _folder_source(path, split, resolution, channels):
     # An empty path would silently mean the working directory.
     if not path or not root.is_dir():
         raise DataError(f"image folder {path!r} does not exist or is not a directory")
+    root = root.resolve()
     candidates = sorted(
         p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
     )
@@ -346,23 +502,41 @@ def _folder_source(path, split, resolution, channels):
             f"image folder {path!r} has no image files ({', '.join(IMAGE_SUFFIXES)}); "
             "point folder: at the directory that holds them"
         )
-    # Reading headers is I/O bound: threads overlap the waits.
-    with concurrent.futures.ThreadPoolExecutor() as pool:
-        readable = list(pool.map(_is_decodable_image, candidates))
-    files = [str(p) for p, ok in zip(candidates, readable, strict=True) if ok]
+    checks, stamps = _check_images(root, candidates)
+    bad, too_large, within = [], [], []
+    for p in candidates:
+        check = checks[str(p)]
+        if check["error"]:
+            bad.append((str(p), check["error"]))
+        elif check["size"][0] * check["size"][1] > max_image_pixels:
+            width, height = check["size"]
+            too_large.append((str(p), f"{width}x{height}"))
+        else:
+            within.append(str(p))
+    _decode_new(root, checks, stamps, within, path)
+    files = []
+    for file in within:
+        if checks[file]["error"]:
+            bad.append((file, checks[file]["error"]))
+        else:
+            files.append(file)
+    bad.sort()
+    summary = _skip_summary(bad, too_large, max_image_pixels, root)
     if not files:
         raise DataError(
-            f"none of the {len(candidates)} image files in folder {path!r} is a readable "
-            f"image (first: {candidates[0]}); check the files"
+            f"none of the {len(candidates)} image files in folder {path!r} can be used: "
+            f"{summary}"
         )
-    if len(files) < len(candidates):
-        first_bad = candidates[readable.index(False)]
-        warnings.warn(
-            f"skipped {len(candidates) - len(files)} of {len(candidates)} files in {path} that "
-            f"are not readable images (first: {first_bad})",
-            UserWarning,
-            stacklevel=3,
-        )
+    if summary:
+        report = (path, len(files), len(candidates), summary)
+        if report not in _REPORTED:  # once per process, however often the folder is read
+            _REPORTED.add(report)
+            warnings.warn(
+                f"folder {path}: using {len(files)} of {len(candidates)} image files; skipped "
+                f"{summary}",
+                DataWarning,
+                stacklevel=3,
+            )
 
     examples = tf.data.Dataset.from_tensor_slices(files)
 

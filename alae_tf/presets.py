@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from alae_tf.data import DEFAULT_MAX_IMAGE_PIXELS
 from alae_tf.mapping import MappingD, MappingF
 from alae_tf.mlp import MLPEncoder, MLPGenerator
 from alae_tf.model import ALAE
@@ -27,6 +28,7 @@ class Preset:
         pixel_range: the range real images are mapped to.
         dataset: default data source (see ``alae_tf.data.make_dataset``).
         flip: random horizontal flips of real images.
+        max_image_pixels: folder images with more pixels than this are skipped.
         batch_size: global batch size.
         learning_rate: learning rate of both Adam optimizers.
         r1_gamma: R1 weight.
@@ -52,6 +54,7 @@ class Preset:
     pixel_range: tuple = (0.0, 1.0)
     dataset: str = "mnist"
     flip: bool = False
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     batch_size: int = 128
     learning_rate: float = 0.002
     r1_gamma: float = 10.0

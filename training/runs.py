@@ -297,7 +297,7 @@ def held_out_images(preset, count, pool=4096):
         dataset, _ = make_dataset(
             preset.dataset, resolution=preset.resolution, channels=preset.channels,
             batch_size=pool, pixel_range=preset.pixel_range, split=split, shuffle=False,
-            repeat=False, drop_remainder=False,
+            repeat=False, drop_remainder=False, max_image_pixels=preset.max_image_pixels,
         )
         return np.asarray(next(iter(dataset)))
 

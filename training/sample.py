@@ -128,7 +128,8 @@ def _image_set(spec, preset, model, limit=256):
     elif spec.startswith("folder:"):
         dataset, count = make_dataset(
             spec, resolution=preset.resolution, channels=preset.channels, batch_size=1,
-            pixel_range=preset.pixel_range, shuffle=False, repeat=False)
+            pixel_range=preset.pixel_range, shuffle=False, repeat=False,
+            max_image_pixels=preset.max_image_pixels)
         x = np.concatenate([np.asarray(b) for b in dataset.take(limit)])
     else:
         raise UsageError(f"--direction set {spec!r}: use mnist:DIGIT or folder:PATH")

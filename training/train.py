@@ -22,6 +22,7 @@ DEFAULT_PRESET = "mnist_mlp"
 
 
 def build_parser():
+    from alae_tf.data import DEFAULT_MAX_IMAGE_PIXELS
     from alae_tf.presets import PRESETS
 
     parser = ArgumentParser(
@@ -35,6 +36,10 @@ def build_parser():
     parser.add_argument("--dataset", default=None,
                         help="data source: 'mnist' (the embedded real digits, the default), "
                         "'tfds:NAME' (needs a network) or 'folder:PATH' (png/jpg, nested)")
+    parser.add_argument("--max-image-pixels", type=positive_int, default=None,
+                        help="folder images with more pixels (width x height) are skipped "
+                        f"(default: {DEFAULT_MAX_IMAGE_PIXELS:,}, or the run's own when "
+                        "resuming)")
     parser.add_argument("--epochs", type=positive_int, default=None,
                         help="train until this epoch (default: the preset's)")
     parser.add_argument("--steps-per-epoch", type=positive_int, default=None,
@@ -77,7 +82,8 @@ def _preset_from_args(args, recorded=None):
 
     from alae_tf.presets import get_preset
 
-    overrides = {"dataset": args.dataset, "epochs": args.epochs}
+    overrides = {"dataset": args.dataset, "epochs": args.epochs,
+                 "max_image_pixels": args.max_image_pixels}
     # A flag replaces the preset's per-level schedule with one value for every level.
     if args.batch_size is not None:
         overrides.update(batch_size=args.batch_size, lod_batch_sizes=())
@@ -154,8 +160,19 @@ def train(args):
         _print_parameter_counts(build_model(preset, seed=args.seed))
         return 0
 
+    created = not os.path.isdir(run_dir)
     ensure_writable_dir(run_dir)
+    try:
+        return _train_in(run_dir, preset, args)
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(run_dir)  # only while still empty: a failed first try leaves nothing
+        raise
 
+
+def _train_in(run_dir, preset, args):
+    """train() once the run directory exists and is writable."""
     import keras
 
     from alae_tf.data import make_dataset
@@ -167,7 +184,7 @@ def train(args):
     _, num_examples = make_dataset(
         preset.dataset, resolution=preset.resolution, channels=preset.channels,
         batch_size=preset.schedule.largest_batch_size,
-        pixel_range=preset.pixel_range, seed=args.seed,
+        pixel_range=preset.pixel_range, seed=args.seed, max_image_pixels=preset.max_image_pixels,
     )
     settings = {"seed": args.seed, "steps_per_epoch": args.steps_per_epoch}
     record_config(run_dir, preset, settings, write=False)  # refuses a settings change now
@@ -216,7 +233,7 @@ def train(args):
         dataset, _ = make_dataset(
             preset.dataset, resolution=preset.resolution, channels=preset.channels,
             batch_size=batch_size, pixel_range=preset.pixel_range, seed=args.seed + first,
-            flip=preset.flip,
+            flip=preset.flip, max_image_pixels=preset.max_image_pixels,
         )
         guard = NonFiniteGuard()
         callbacks = [
