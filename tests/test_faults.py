@@ -7,9 +7,11 @@ counted once before training, and unusable data leaves no run directory."""
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -164,6 +166,42 @@ def test_stale_temporary_checkpoint_folders_are_removed(make_tiny_model, tmp_pat
     assert checkpoint.remove_stale_temps() == []
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
         "checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"]
+
+
+def test_kill_9_during_training_saves_loses_nothing_and_the_run_resumes(tmp_path):
+    # A real SIGKILL, aimed at a checkpoint save: one step per epoch, so saves take most of
+    # the time; the test waits for a ckpt-N_temp folder (a save in flight) to kill in it.
+    run = tmp_path / "run"
+    command = [str(BIN / "alae-train"), "--preset", "mnist_mlp", "--epochs", "40",
+               "--steps-per-epoch", "1", "--grid-every", "1000", "--run-dir", str(run)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=env)
+    checkpoints = run / "checkpoints"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            saved = list(checkpoints.glob("ckpt-*.index")) if checkpoints.is_dir() else []
+            if len(saved) >= 2 and list(checkpoints.glob("*_temp")):
+                break
+            time.sleep(0.002)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert list(checkpoints.glob("*_temp")), "the kill missed every save"
+    model, _, _, epoch = load_trained_model(str(run))
+    assert epoch >= 2
+    weights = [w.numpy() for w in model.weights]
+    # The same checkpoint reads the same weights again, and the same command resumes from it.
+    again, _, _, _ = load_trained_model(str(run))
+    for a, b in zip(weights, [w.numpy() for w in again.weights], strict=True):
+        np.testing.assert_array_equal(a, b)
+    result = subprocess.run([*command[:4], str(epoch + 1), *command[5:]], capture_output=True,
+                            text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"resuming {run} from epoch {epoch} " in result.stdout
+    assert not list(checkpoints.glob("*_temp")) and (run / "model.keras").is_file()
 
 
 def test_a_full_disk_at_model_keras_leaves_no_half_file(make_tiny_model, tmp_path, monkeypatch):
