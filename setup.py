@@ -36,6 +36,8 @@ setup(
         "numpy>=1.26",
         "pillow>=10",
         "scikit-learn>=1.4",
+        # alae-eval --all-checkpoints: the learning-curve plot.
+        "matplotlib>=3.8",
         # alae-serve: a FastAPI application run by uvicorn.
         "fastapi>=0.110",
         "uvicorn>=0.29",

@@ -50,10 +50,13 @@ class CheckpointCallback(keras.callbacks.Callback):
         run_checkpoint: a ``RunCheckpoint`` of the run.
         every: epochs between checkpoints.
         final_epoch: the last epoch of this ``fit()`` (always checkpointed).
+        guard: a ``NonFiniteGuard``; once it has tripped, nothing is saved.
+        after_save: called with the epoch after each save (the run's progress record).
     """
 
-    def __init__(self, run_checkpoint, every=1, final_epoch=None, guard=None):
+    def __init__(self, run_checkpoint, every=1, final_epoch=None, guard=None, after_save=None):
         super().__init__()
+        self.after_save = after_save
         self.run_checkpoint = run_checkpoint
         self.every = every
         self.final_epoch = final_epoch
@@ -65,6 +68,8 @@ class CheckpointCallback(keras.callbacks.Callback):
         done = epoch + 1
         if done % self.every == 0 or done == self.final_epoch:
             self.run_checkpoint.save(done)
+            if self.after_save is not None:
+                self.after_save(done)
 
 
 class ImageGridCallback(keras.callbacks.Callback):

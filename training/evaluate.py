@@ -37,6 +37,11 @@ def build_parser():
     parser.add_argument("--classifier-epochs", type=positive_int, default=6,
                         help="epochs of the digit classifier (default: 6)")
     parser.add_argument("--seed", type=seed_int, default=0, help="seed of z and classifier")
+    parser.add_argument("--all-checkpoints", action="store_true",
+                        help="learning curves: score every kept checkpoint (w = E(x) 1-NN and "
+                        "SVM, reconstruction MSE, label agreement, confident samples) and write "
+                        "curves.json, curves.png and TensorBoard scalars (logs/eval); train "
+                        "with alae-train --keep-checkpoints 0 to keep them all")
     add_verbose_flag(parser)
     return parser
 
@@ -68,16 +73,71 @@ def _batched(fn, x, batch=500):
     return np.concatenate([np.asarray(fn(x[i:i + batch])) for i in range(0, len(x), batch)])
 
 
-def evaluate(args):
-    from alae_tf.training.runs import load_trained_model, write_json_atomic
-
-    model, preset, _, epoch = load_trained_model(args.run_dir)
+def _check_scorable(preset, run_dir):
     if preset.channels != 1 or preset.resolution not in (28, 32):
         raise UsageError(
-            f"alae-eval scores MNIST models (28 or 32 px, 1 channel); {args.run_dir!r} is "
+            f"alae-eval scores MNIST models (28 or 32 px, 1 channel); {run_dir!r} is "
             f"{preset.resolution} px with {preset.channels} channels"
         )
 
+
+def _digits(args, preset):
+    """The train and held-out digits: uint8, labels, and in the model's range."""
+    import numpy as np
+
+    from alae_tf.data import load_embedded_mnist
+
+    x_train_u8, y_train = load_embedded_mnist("train")
+    x_test_u8, y_test = load_embedded_mnist("test")
+    if args.max_train:  # a seeded subset: the embedded split is ordered by class
+        keep = np.random.default_rng(args.seed).permutation(len(y_train))[: args.max_train]
+        x_train_u8, y_train = x_train_u8[np.sort(keep)], y_train[np.sort(keep)]
+    return (x_train_u8, y_train, x_test_u8, y_test,
+            _to_model_range(x_train_u8, preset), _to_model_range(x_test_u8, preset))
+
+
+def _digit_classifier(args, x_test_u8, y_test):
+    """The sample-quality classifier, trained on all 7,996 train digits; and its accuracy."""
+    import numpy as np
+
+    from alae_tf import evaluation
+    from alae_tf.data import load_embedded_mnist
+
+    print("training the digit classifier ...", flush=True)
+    digits, labels = load_embedded_mnist("train")
+    classifier = evaluation.train_digit_classifier(
+        digits[..., None].astype(np.float32) / 255.0, labels, epochs=args.classifier_epochs,
+        seed=args.seed)
+    originals = x_test_u8[..., None].astype(np.float32) / 255.0
+    accuracy = float(np.mean(
+        np.argmax(classifier.predict(originals, verbose=0), axis=1) == y_test))
+    return classifier, accuracy
+
+
+def _generation_scores(model, preset, args, x_test, x_test_u8, classifier):
+    """(reconstruction MSE, classifier scores of samples and reconstructions), EMA networks."""
+    import numpy as np
+    import tensorflow as tf
+
+    from alae_tf import evaluation
+
+    reconstructions = _to_unit_range(_batched(model.reconstruct, x_test), preset)
+    originals = x_test_u8[..., None].astype(np.float32) / 255.0
+    mse = float(np.mean((reconstructions - originals) ** 2))
+    z = tf.random.stateless_normal((args.num_samples, model.latent_dim), seed=(args.seed, 7))
+    generated = _to_unit_range(_batched(model.generate, np.asarray(z)), preset)
+    samples = evaluation.classifier_scores(
+        classifier, generated, originals=originals, reconstructions=reconstructions)
+    return mse, samples
+
+
+def evaluate(args):
+    if args.all_checkpoints:
+        return evaluate_checkpoints(args)
+    from alae_tf.training.runs import load_trained_model, write_json_atomic
+
+    model, preset, _, epoch = load_trained_model(args.run_dir)
+    _check_scorable(preset, args.run_dir)
     if model.level != model.max_level:
         raise UsageError(
             f"{args.run_dir!r} is at level of detail {model.level} of {model.max_level} "
@@ -85,19 +145,10 @@ def evaluate(args):
             "train longer"
         )
 
-    import numpy as np
-    import tensorflow as tf
-
     from alae_tf import evaluation
-    from alae_tf.data import load_embedded_mnist
 
     start = time.time()
-    x_train_u8, y_train = load_embedded_mnist("train")
-    x_test_u8, y_test = load_embedded_mnist("test")
-    if args.max_train:  # a seeded subset: the embedded split is ordered by class
-        keep = np.random.default_rng(args.seed).permutation(len(y_train))[: args.max_train]
-        x_train_u8, y_train = x_train_u8[np.sort(keep)], y_train[np.sort(keep)]
-    x_train, x_test = _to_model_range(x_train_u8, preset), _to_model_range(x_test_u8, preset)
+    x_train_u8, y_train, x_test_u8, y_test, x_train, x_test = _digits(args, preset)
 
     from alae_tf.mlp import MLPEncoder
 
@@ -120,21 +171,9 @@ def evaluate(args):
         scores = evaluation.representation_scores(train_f, y_train, test_f, y_test, seed=args.seed)
         metrics["representation"][name] = {"dim": int(train_f.shape[1]), **scores}
 
-    reconstructions = _to_unit_range(_batched(model.reconstruct, x_test), preset)
-    originals = x_test_u8[..., None].astype(np.float32) / 255.0
-    metrics["reconstruction_mse"] = float(np.mean((reconstructions - originals) ** 2))
-
-    print("training the digit classifier ...", flush=True)
-    digits, labels = load_embedded_mnist("train")
-    classifier = evaluation.train_digit_classifier(
-        digits[..., None].astype(np.float32) / 255.0, labels, epochs=args.classifier_epochs,
-        seed=args.seed)
-    classifier_accuracy = float(np.mean(
-        np.argmax(classifier.predict(originals, verbose=0), axis=1) == y_test))
-    z = tf.random.stateless_normal((args.num_samples, model.latent_dim), seed=(args.seed, 7))
-    generated = _to_unit_range(_batched(model.generate, np.asarray(z)), preset)
-    metrics["samples"] = evaluation.classifier_scores(
-        classifier, generated, originals=originals, reconstructions=reconstructions)
+    classifier, classifier_accuracy = _digit_classifier(args, x_test_u8, y_test)
+    metrics["reconstruction_mse"], metrics["samples"] = _generation_scores(
+        model, preset, args, x_test, x_test_u8, classifier)
     metrics["samples"]["classifier_test_accuracy"] = classifier_accuracy
     metrics["samples"]["num_generated"] = args.num_samples
     metrics["seconds"] = round(time.time() - start, 1)
@@ -143,6 +182,142 @@ def evaluate(args):
     write_json_atomic(path, metrics)
     _print_report(metrics, path)
     return 0
+
+
+CURVE_KEYS = {  # curves.json key -> label
+    "w_ema_knn1": "w = E(x) 1-NN (EMA E)",
+    "w_ema_svm": "w = E(x) linear SVM (EMA E)",
+    "w_raw_knn1": "w = E(x) 1-NN (raw E)",
+    "w_raw_svm": "w = E(x) linear SVM (raw E)",
+    "label_agreement": "same label for x and G(E(x))",
+    "confident_fraction": "samples classified with confidence > 0.9",
+    "reconstruction_mse": "reconstruction MSE",
+}
+
+
+def evaluate_checkpoints(args):
+    """alae-eval --all-checkpoints: the learning curves of a run, one point per checkpoint."""
+    from alae_tf import evaluation
+    from alae_tf.presets import build_model
+    from alae_tf.training.runs import RunCheckpoint, read_config, write_json_atomic
+
+    preset, settings = read_config(args.run_dir)
+    _check_scorable(preset, args.run_dir)
+    model = build_model(preset, seed=settings.get("seed", 0))
+    checkpoint = RunCheckpoint(model, args.run_dir)
+    if not checkpoint.candidates():
+        raise UsageError(f"{args.run_dir!r} has no checkpoint yet; train at least one epoch "
+                         "first")
+    progress = checkpoint.progress.read()
+    start = time.time()
+    x_train_u8, y_train, x_test_u8, y_test, x_train, x_test = _digits(args, preset)
+    classifier, classifier_accuracy = _digit_classifier(args, x_test_u8, y_test)
+    print("scoring the PCA-50 baseline ...", flush=True)
+    pca = evaluation.pca_features(x_train_u8.reshape(len(x_train_u8), -1) / 255.0,
+                                  x_test_u8.reshape(len(x_test_u8), -1) / 255.0,
+                                  n_components=50, seed=args.seed)
+    baseline = evaluation.representation_scores(*pca[:1], y_train, pca[1], y_test,
+                                                seed=args.seed)
+    points, low_resolution = [], []
+    for epoch in checkpoint.restore_each():
+        if model.level != model.max_level:
+            low_resolution.append(epoch)
+            continue
+        record = progress.get(epoch, {})
+        point = {"epoch": epoch, "step": int(model.step.numpy()),
+                 "images_seen": record.get("images_seen"),
+                 "train_seconds": record.get("train_seconds")}
+        for which, use_ema in (("ema", True), ("raw", False)):
+            scores = evaluation.representation_scores(
+                _batched(lambda x, e=use_ema: model.encode(x, e), x_train), y_train,
+                _batched(lambda x, e=use_ema: model.encode(x, e), x_test), y_test,
+                seed=args.seed)
+            point[f"w_{which}_knn1"], point[f"w_{which}_svm"] = scores["knn1"], scores["svm"]
+        point["reconstruction_mse"], samples = _generation_scores(
+            model, preset, args, x_test, x_test_u8, classifier)
+        point["label_agreement"] = samples["label_agreement"]
+        point["confident_fraction"] = samples["confident_fraction"]
+        points.append(point)
+        print(f"epoch {epoch:>4} step {point['step']:>7}: w 1-NN {point['w_ema_knn1']:.4f} "
+              f"SVM {point['w_ema_svm']:.4f}, MSE {point['reconstruction_mse']:.4f}, "
+              f"agreement {point['label_agreement']:.3f}, confident "
+              f"{point['confident_fraction']:.3f}", flush=True)
+    if not points:
+        raise UsageError(f"no checkpoint of {args.run_dir!r} is at full resolution (epochs "
+                         f"{low_resolution}); train longer")
+    curves = {"run_dir": args.run_dir, "preset": preset.name, "num_test": len(x_test),
+              "points": points, "skipped_low_resolution_epochs": low_resolution,
+              "pca50": {"knn1": baseline["knn1"], "svm": baseline["svm"]},
+              "classifier_test_accuracy": classifier_accuracy, "labels": CURVE_KEYS,
+              "seconds": round(time.time() - start, 1)}
+    json_path = os.path.join(args.run_dir, "curves.json")
+    write_json_atomic(json_path, curves)
+    png_path = os.path.join(args.run_dir, "curves.png")
+    plot_curves(curves, png_path)
+    _write_curve_scalars(points, os.path.join(args.run_dir, "logs", "eval"))
+    skipped = (f"; {len(low_resolution)} checkpoint(s) below full resolution skipped"
+               if low_resolution else "")
+    print(f"{len(points)} checkpoint(s) scored{skipped}: wrote {json_path}, {png_path} and "
+          f"TensorBoard scalars in {os.path.join(args.run_dir, 'logs', 'eval')} "
+          f"({curves['seconds']} s)")
+    if len(points) == 1:
+        print("only one checkpoint: train with alae-train --keep-checkpoints 0 to keep every "
+              "epoch's")
+    return 0
+
+
+def _write_curve_scalars(points, log_dir):
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        for point in points:
+            for key in CURVE_KEYS:
+                tf.summary.scalar(f"eval/{key}", point[key], step=point["step"])
+    writer.close()
+
+
+def plot_curves(curves, path):
+    """Writes the learning-curve figure: scores against images seen and training time."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    points = curves["points"]
+    timed = all(p["train_seconds"] is not None for p in points)
+    counted = all(p["images_seen"] is not None for p in points)
+    axes_x = [("images_seen", "images seen", 1.0) if counted else ("step", "training step", 1.0)]
+    if timed:
+        axes_x.append(("train_seconds", "training wall time (minutes)", 1 / 60))
+    figure, axes = plt.subplots(2, len(axes_x), figsize=(6.5 * len(axes_x), 8), squeeze=False)
+    for column, (key, label, scale) in enumerate(axes_x):
+        xs = [p[key] * scale for p in points]
+        top, bottom = axes[0][column], axes[1][column]
+        for name in ("w_ema_knn1", "w_ema_svm", "label_agreement", "confident_fraction"):
+            top.plot(xs, [p[name] for p in points], marker="o", markersize=3,
+                     label=CURVE_KEYS[name])
+        top.axhline(curves["pca50"]["knn1"], color="grey", linestyle="--",
+                    label="PCA-50 of pixels, 1-NN")
+        top.set_ylabel("accuracy / fraction (held-out digits)")
+        top.set_ylim(0, 1)
+        bottom.plot(xs, [p["reconstruction_mse"] for p in points], marker="o", markersize=3,
+                    color="tab:red")
+        bottom.set_ylabel("reconstruction MSE (pixels in [0, 1])")
+        for ax in (top, bottom):
+            ax.set_xlabel(label)
+            ax.grid(alpha=0.3)
+        top.legend(fontsize=8, loc="lower right")
+    figure.suptitle(f"{curves['preset']}: {curves['run_dir']}")
+    figure.tight_layout()
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    try:
+        figure.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(figure)
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _print_report(metrics, path):

@@ -31,7 +31,10 @@ from alae_tf.training.cli import UsageError, write_error_reason
 
 CONFIG_NAME = "config.json"
 # Fields that may change when a run is resumed: the length of training only.
-RESUMABLE_FIELDS = ("epochs",)
+# Fields a resumed run may change: how long to train, how many checkpoints to keep, and the
+# image-size limit of a folder source.
+RESUMABLE_FIELDS = ("epochs", "keep_checkpoints", "max_image_pixels")
+PROGRESS_NAME = "progress.json"
 
 
 def write_json_atomic(path, payload):
@@ -113,10 +116,11 @@ class RunCheckpoint:
     Args:
         model: an ``ALAE`` model; when compiled, its optimizers' state is included.
         run_dir: the run directory.
-        max_to_keep: how many checkpoints to keep.
+        max_to_keep: how many checkpoints to keep; None keeps all.
     """
 
     def __init__(self, model, run_dir, max_to_keep=3):
+        self.progress = ProgressLog(run_dir)
         self.model = model
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.checkpoint = tf.train.Checkpoint(variables=named_variables(model), epoch=self.epoch)
@@ -160,28 +164,45 @@ class RunCheckpoint:
             return 0
         damaged = []
         for path in candidates:
-            try:
-                status = self.checkpoint.restore(path)
-                if model_only:
-                    status.expect_partial()
-                    status.assert_existing_objects_matched()
-                else:
-                    status.assert_consumed()
-            except (tf.errors.OpError, ValueError, IndexError, AssertionError) as e:
-                damaged.append((path, short_reason(e, with_type=False)))
-                continue
-            if not all(np.isfinite(v.numpy()).all() for v in self.model.weights):
-                damaged.append((path, "holds NaN or infinite weights"))
+            reason = self._restore(path, model_only)
+            if reason:
+                damaged.append((path, reason))
                 continue
             for bad, reason in damaged:
                 moved = self._quarantine(bad) if quarantine else ""
                 warn(f"skipped damaged checkpoint {os.path.basename(bad)} ({reason}){moved}; "
                      f"restored {os.path.basename(path)}")
-            self.model.sync_level()
             return int(self.epoch.numpy())
         details = "; ".join(f"{os.path.basename(p)}: {r}" for p, r in damaged)
         raise UsageError(f"no checkpoint in {self.directory} reads completely ({details}); "
                          "the files were left in place")
+
+    def _restore(self, path, model_only):
+        """Restores checkpoint ``path``; returns None, or why it is damaged."""
+        try:
+            status = self.checkpoint.restore(path)
+            if model_only:
+                status.expect_partial()
+                status.assert_existing_objects_matched()
+            else:
+                status.assert_consumed()
+        except (tf.errors.OpError, ValueError, IndexError, AssertionError) as e:
+            return short_reason(e, with_type=False)
+        if not all(np.isfinite(v.numpy()).all() for v in self.model.weights):
+            return "holds NaN or infinite weights"
+        self.model.sync_level()
+        return None
+
+    def restore_each(self, warn=None):
+        """Restores every readable checkpoint in turn, oldest first, for inference; yields
+        each one's epoch. Damaged ones are skipped with one line to ``warn`` each."""
+        warn = warn or _warn
+        for path in self.candidates()[::-1]:
+            reason = self._restore(path, model_only=True)
+            if reason:
+                warn(f"skipped damaged checkpoint {os.path.basename(path)} ({reason})")
+                continue
+            yield int(self.epoch.numpy())
 
     def _quarantine(self, prefix):
         """Moves a damaged checkpoint's files to checkpoints/damaged/; returns a note."""
@@ -229,6 +250,36 @@ class RunCheckpoint:
             if os.path.exists(path):
                 left.append(os.path.basename(path))
         return left
+
+
+class ProgressLog:
+    """``checkpoints/progress.json``: for each checkpoint's epoch, the training step, the
+    images seen and the wall-clock seconds of training until it (for learning curves).
+
+    Only a record: a failed write is a warning, and runs without it still load.
+    """
+
+    def __init__(self, run_dir):
+        self.path = os.path.join(run_dir, "checkpoints", PROGRESS_NAME)
+
+    def read(self):
+        """{epoch: {"step", "images_seen", "train_seconds"}}; empty when missing or damaged."""
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                return {int(k): v for k, v in json.load(f).items()}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def record(self, epoch, step, images_seen, train_seconds):
+        # Entries past ``epoch`` belong to an earlier life of the run that this one replaces.
+        entries = {k: v for k, v in self.read().items() if k < epoch}
+        entries[epoch] = {"step": int(step), "images_seen": int(images_seen),
+                          "train_seconds": round(float(train_seconds), 1)}
+        try:
+            write_json_atomic(self.path, {str(k): v for k, v in sorted(entries.items())})
+        except OSError as e:
+            _warn(f"could not record progress in {self.path} ({e.strerror or e}); the "
+                  "checkpoint is saved")
 
 
 def _checkpoint_number(prefix):

@@ -11,6 +11,7 @@ from alae_tf.training.cli import (
     TrainingDiverged,
     UsageError,
     ensure_writable_dir,
+    non_negative_int,
     positive_float,
     positive_int,
     run_main,
@@ -19,6 +20,7 @@ from alae_tf.training.cli import (
 )
 
 DEFAULT_PRESET = "mnist_mlp"
+DEFAULT_KEEP_CHECKPOINTS = 3
 
 
 def build_parser():
@@ -64,6 +66,10 @@ def build_parser():
                         "(default: 'default', one device)")
     parser.add_argument("--checkpoint-every", type=positive_int, default=1,
                         help="epochs between checkpoints (default: 1)")
+    parser.add_argument("--keep-checkpoints", type=non_negative_int, default=None,
+                        help="newest checkpoints kept; 0 keeps every one, for learning curves "
+                        "(alae-eval --all-checkpoints) (default: 3, or the run's own when "
+                        "resuming)")
     parser.add_argument("--grid-every", type=positive_int, default=5,
                         help="epochs between sample/reconstruction grids (default: 5)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
@@ -151,7 +157,9 @@ def train(args):
     seed = args.seed if args.seed is not None else recorded_settings.get("seed", 0)
     steps = (args.steps_per_epoch if args.steps_per_epoch is not None
              else recorded_settings.get("steps_per_epoch"))
-    args.seed, args.steps_per_epoch = seed, steps
+    keep = (args.keep_checkpoints if args.keep_checkpoints is not None
+            else recorded_settings.get("keep_checkpoints", DEFAULT_KEEP_CHECKPOINTS))
+    args.seed, args.steps_per_epoch, args.keep_checkpoints = seed, steps, keep
     if args.dry_run:
         from alae_tf.presets import build_model
 
@@ -186,7 +194,8 @@ def _train_in(run_dir, preset, args):
         batch_size=preset.schedule.largest_batch_size,
         pixel_range=preset.pixel_range, seed=args.seed, max_image_pixels=preset.max_image_pixels,
     )
-    settings = {"seed": args.seed, "steps_per_epoch": args.steps_per_epoch}
+    settings = {"seed": args.seed, "steps_per_epoch": args.steps_per_epoch,
+                "keep_checkpoints": args.keep_checkpoints}
     record_config(run_dir, preset, settings, write=False)  # refuses a settings change now
 
     keras.utils.set_random_seed(args.seed)
@@ -194,7 +203,7 @@ def _train_in(run_dir, preset, args):
     with strategy.scope():
         model = build_model(preset, seed=args.seed)
         model.compile(learning_rate=preset.learning_rate, jit_compile=args.jit_compile == "on")
-        checkpoint = RunCheckpoint(model, run_dir)
+        checkpoint = RunCheckpoint(model, run_dir, max_to_keep=args.keep_checkpoints or None)
         initial_epoch = checkpoint.restore_latest(quarantine=True)
         checkpoint.remove_stale_temps()
 
@@ -218,6 +227,9 @@ def _train_in(run_dir, preset, args):
     tensorboard = keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False)
     schedule = preset.schedule
     start, images_seen = time.time(), 0
+    # Images seen and training seconds before this process, for the learning curves (a run
+    # from before progress.json existed starts its record here).
+    past = checkpoint.progress.read().get(initial_epoch, {"images_seen": 0, "train_seconds": 0})
     for level, first, last in schedule.segments(initial_epoch):
         batch_size = schedule.batch_size_at(level)
         steps_per_epoch = args.steps_per_epoch or num_examples // batch_size
@@ -238,7 +250,13 @@ def _train_in(run_dir, preset, args):
         guard = NonFiniteGuard()
         callbacks = [
             guard,
-            CheckpointCallback(checkpoint, args.checkpoint_every, final_epoch=last, guard=guard),
+            CheckpointCallback(
+                checkpoint, args.checkpoint_every, final_epoch=last, guard=guard,
+                after_save=lambda done, first=first, seen=images_seen, size=batch_size,
+                steps=steps_per_epoch: checkpoint.progress.record(
+                    done, model.step.numpy(),
+                    past["images_seen"] + seen + (done - first) * steps * size,
+                    past["train_seconds"] + time.time() - start)),
             ImageGridCallback(grid_images, run_dir, preset.pixel_range, every=args.grid_every,
                               final_epoch=last, seed=args.seed, guard=guard),
             tensorboard,
