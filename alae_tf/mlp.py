@@ -67,24 +67,35 @@ class MLPEncoder(keras.Model):
         }
 
 
+# G's output: the reference's linear one, or squashed into the data range.
+OUTPUT_ACTIVATIONS = {"linear": lambda x: x, "sigmoid": ops.sigmoid, "tanh": ops.tanh}
+
+
 @keras.saving.register_keras_serializable(package="alae_tf")
 class MLPGenerator(keras.Model):
     """G: maps w to an image through a stack of Dense layers.
 
     50 -> 1024 -> 1024 -> 784 for MNIST, LeakyReLU 0.01 on the hidden layers and a linear
     output. The output is not clipped, as in the reference: pixels may leave the data range
-    during training and are clipped only when turned into pictures.
+    during training and are clipped only when turned into pictures. ``output_activation``
+    "sigmoid" (data in [0, 1]) or "tanh" (data in [-1, 1]) keeps them inside it instead.
 
     Args:
         latent_dim: size of w (50).
         image_shape: (H, W, C) of the output images.
         hidden_units: widths of the hidden layers ((1024, 1024)).
+        output_activation: "linear" (the reference), "sigmoid" or "tanh".
 
     Reference: ALAE paper section 6.1; ALAE_SPEC.md section 4.
     """
 
-    def __init__(self, latent_dim, image_shape=(28, 28, 1), hidden_units=(1024, 1024), **kwargs):
+    def __init__(self, latent_dim, image_shape=(28, 28, 1), hidden_units=(1024, 1024),
+                 output_activation="linear", **kwargs):
         super().__init__(**kwargs)
+        if output_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(f"output_activation must be one of {sorted(OUTPUT_ACTIVATIONS)}, "
+                             f"got {output_activation!r}")
+        self.output_activation = output_activation
         self.latent_dim = int(latent_dim)
         self.image_shape = tuple(int(s) for s in image_shape)
         self.hidden_units = tuple(int(u) for u in hidden_units)
@@ -106,7 +117,8 @@ class MLPGenerator(keras.Model):
         h = w
         for layer in self.hidden_layers:
             h = self.hidden_activation(layer(h))
-        return ops.reshape(self.output_layer(h), (-1, *self.image_shape))
+        x = OUTPUT_ACTIVATIONS[self.output_activation](self.output_layer(h))
+        return ops.reshape(x, (-1, *self.image_shape))
 
     def get_config(self):
         return {
@@ -114,4 +126,5 @@ class MLPGenerator(keras.Model):
             "latent_dim": self.latent_dim,
             "image_shape": list(self.image_shape),
             "hidden_units": list(self.hidden_units),
+            "output_activation": self.output_activation,
         }

@@ -144,18 +144,20 @@ class ALAE(keras.Model):
 
     # ------------------------------------------------------------------ optimizers
 
-    def compile(self, ed_optimizer=None, fg_optimizer=None, learning_rate=0.002, **kwargs):
+    def compile(self, ed_optimizer=None, fg_optimizer=None, learning_rate=0.002,
+                adam_betas=(0.0, 0.99), **kwargs):
         """Sets up the two optimizers and builds their state now (under the current strategy).
 
         Args:
             ed_optimizer: updates E and D. Default: Adam(lr, beta_1 0, beta_2 0.99, eps 1e-8).
             fg_optimizer: updates F and G. Same default.
             learning_rate: learning rate of the default optimizers.
+            adam_betas: (beta_1, beta_2) of the default optimizers.
             **kwargs: passed to ``keras.Model.compile`` (``jit_compile``, ``steps_per_execution``).
         """
         super().compile(optimizer=None, **kwargs)
-        self.ed_optimizer = ed_optimizer or _default_adam(learning_rate, "ed_adam")
-        self.fg_optimizer = fg_optimizer or _default_adam(learning_rate, "fg_adam")
+        self.ed_optimizer = ed_optimizer or _default_adam(learning_rate, "ed_adam", adam_betas)
+        self.fg_optimizer = fg_optimizer or _default_adam(learning_rate, "fg_adam", adam_betas)
         # Built eagerly: two lazily built optimizers fail under a 2-replica MirroredStrategy.
         self.ed_optimizer.build(self.ed_variables)
         self.fg_optimizer.build(self.fg_variables)
@@ -382,8 +384,9 @@ def _apply(optimizer, grads, variables):
     optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
 
 
-def _default_adam(learning_rate, name):
+def _default_adam(learning_rate, name, betas=(0.0, 0.99)):
     # Reference optimizer: Adam(beta_1 0, beta_2 0.99, eps 1e-8), no weight decay.
     return keras.optimizers.Adam(
-        learning_rate=learning_rate, beta_1=0.0, beta_2=0.99, epsilon=1e-8, name=name
+        learning_rate=learning_rate, beta_1=float(betas[0]), beta_2=float(betas[1]),
+        epsilon=1e-8, name=name
     )

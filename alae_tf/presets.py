@@ -40,6 +40,10 @@ class Preset:
             ``batch_size``. Padded with its last value.
         lod_learning_rates: StyleALAE learning rate per level; overrides ``learning_rate``.
         style_mixing_prob: StyleALAE style-mixing probability.
+        adam_betas: (beta_1, beta_2) of both Adam optimizers; the reference's (0, 0.99).
+        ema_half_life: half-life of the EMA networks, in images.
+        g_output: MLP-ALAE G's output activation: "linear" (the reference), "sigmoid" (for
+            pixel_range (0, 1)) or "tanh" (for (-1, 1)).
     """
 
     name: str
@@ -65,6 +69,9 @@ class Preset:
     lod_batch_sizes: tuple = ()
     lod_learning_rates: tuple = ()
     style_mixing_prob: float = 0.9
+    adam_betas: tuple = (0.0, 0.99)
+    ema_half_life: float = 10_000.0
+    g_output: str = "linear"
 
     @property
     def image_shape(self):
@@ -185,8 +192,12 @@ def build_model(preset, seed=0):
         d_output, model_class, num_styles = 2 * latent, StyleALAE, generator.num_styles
         extra = {"style_mixing_prob": preset.style_mixing_prob}
     elif preset.family == "mlp":
+        squash_range = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(preset.g_output)
+        if squash_range is not None and tuple(preset.pixel_range) != squash_range:
+            raise ValueError(f"g_output {preset.g_output!r} needs "
+                             f"pixel_range {squash_range}, not {tuple(preset.pixel_range)}")
         generator = MLPGenerator(latent, preset.image_shape, preset.hidden_units,
-                                 name="generator")
+                                 output_activation=preset.g_output, name="generator")
         encoder = MLPEncoder(latent, preset.image_shape, preset.hidden_units, name="encoder")
         d_output, model_class, num_styles, extra = latent, ALAE, 0, {}
     else:
@@ -199,6 +210,7 @@ def build_model(preset, seed=0):
         mapping_d=MappingD(latent, preset.d_layers, output_dim=d_output,
                            use_activations=preset.d_activations, name="mapping_d"),
         r1_gamma=preset.r1_gamma,
+        ema_half_life=preset.ema_half_life,
         seed=seed,
         name="alae",
         **extra,

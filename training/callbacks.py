@@ -5,6 +5,7 @@ training step from the step counter (``alae_tf.schedule``).
 """
 
 import os
+import time
 
 import keras
 import numpy as np
@@ -43,6 +44,22 @@ class NonFiniteGuard(keras.callbacks.Callback):
                 return
 
 
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training at the end of the epoch in which ``deadline`` (a ``time.time()``)
+    passes; ``stopped_at`` is then that epoch (1-based). Put it before the checkpoint
+    callback, which saves the epoch a stop ends on."""
+
+    def __init__(self, deadline):
+        super().__init__()
+        self.deadline = deadline
+        self.stopped_at = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.time() >= self.deadline:
+            self.stopped_at = epoch + 1
+            self.model.stop_training = True
+
+
 class CheckpointCallback(keras.callbacks.Callback):
     """Saves the full training state at the end of every ``every``-th epoch and the last one.
 
@@ -66,7 +83,8 @@ class CheckpointCallback(keras.callbacks.Callback):
         if self.guard is not None and self.guard.tripped:
             return  # never overwrite good checkpoints with a diverged model
         done = epoch + 1
-        if done % self.every == 0 or done == self.final_epoch:
+        # A stop (time budget) ends the run here: save it, whatever the interval.
+        if done % self.every == 0 or done == self.final_epoch or self.model.stop_training:
             self.run_checkpoint.save(done)
             if self.after_save is not None:
                 self.after_save(done)
@@ -105,7 +123,7 @@ class ImageGridCallback(keras.callbacks.Callback):
         done = epoch + 1
         if self.guard is not None and self.guard.tripped:
             return
-        if done % self.every and done != self.final_epoch:
+        if done % self.every and done != self.final_epoch and not self.model.stop_training:
             return
         z = tf.random.stateless_normal(
             (self.num_samples, self.model.latent_dim), seed=(self.seed, 12345)

@@ -66,6 +66,14 @@ def build_parser():
                         "(default: 'default', one device)")
     parser.add_argument("--checkpoint-every", type=positive_int, default=1,
                         help="epochs between checkpoints (default: 1)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override any preset field, e.g. --set r1_gamma=5 --set "
+                        "adam_betas=[0.5,0.99] --set g_output=sigmoid (JSON values; "
+                        "repeatable; recorded with the run; see alae_tf.presets.Preset)")
+    parser.add_argument("--time-budget", type=positive_float, default=None, metavar="MINUTES",
+                        help="stop after the epoch in which this many minutes of training "
+                        "have passed, with a checkpoint and model.keras (the run can be "
+                        "resumed later)")
     parser.add_argument("--keep-checkpoints", type=non_negative_int, default=None,
                         help="newest checkpoints kept; 0 keeps every one, for learning curves "
                         "(alae-eval --all-checkpoints) (default: 3, or the run's own when "
@@ -96,9 +104,41 @@ def _preset_from_args(args, recorded=None):
     if args.learning_rate is not None:
         overrides.update(learning_rate=args.learning_rate, lod_learning_rates=())
     given = {k: v for k, v in overrides.items() if v is not None}
+    given.update(_field_overrides(args.set, recorded or get_preset(args.preset or DEFAULT_PRESET)))
     if recorded is not None:
         return dataclasses.replace(recorded, **given)
     return get_preset(args.preset or DEFAULT_PRESET, **given)
+
+
+def _field_overrides(items, preset):
+    """{field: value} from --set FIELD=VALUE items, checked against ``preset``'s fields."""
+    import dataclasses
+    import json
+
+    fields = {f.name for f in dataclasses.fields(preset)} - {"name", "family"}
+    overrides = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in fields:
+            raise UsageError(f"--set {item!r}: give FIELD=VALUE with FIELD one of "
+                             f"{', '.join(sorted(fields))}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text  # a bare word: a string field such as g_output=sigmoid
+        default = getattr(preset, key)
+        if isinstance(value, list):
+            value = tuple(value)
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not type(default):
+            kind = {int: "an integer", float: "a number", bool: "true or false",
+                    str: "a string", tuple: "a JSON list"}.get(type(default), "another type")
+            raise UsageError(f"--set {item!r}: {key} takes {kind} (now {default!r}), not "
+                             f"{text!r}")
+        overrides[key] = value
+    return overrides
 
 
 def _recorded_run(run_dir):
@@ -108,6 +148,16 @@ def _recorded_run(run_dir):
     if not os.path.isfile(os.path.join(run_dir, "config.json")) or not has_checkpoints(run_dir):
         return None
     return read_config(run_dir)
+
+
+def _build_model(preset, seed):
+    from alae_tf.presets import build_model
+
+    try:
+        return build_model(preset, seed=seed)
+    except ValueError as e:  # a preset field out of range, most likely from --set
+        raise UsageError(f"cannot build preset {preset.name} ({e}); check the --set values"
+                         ) from None
 
 
 def _print_parameter_counts(model):
@@ -161,11 +211,10 @@ def train(args):
             else recorded_settings.get("keep_checkpoints", DEFAULT_KEEP_CHECKPOINTS))
     args.seed, args.steps_per_epoch, args.keep_checkpoints = seed, steps, keep
     if args.dry_run:
-        from alae_tf.presets import build_model
 
         print(f"preset {preset.name}: {preset.resolution}x{preset.resolution}x"
               f"{preset.channels}, latent {preset.latent_dim}")
-        _print_parameter_counts(build_model(preset, seed=args.seed))
+        _print_parameter_counts(_build_model(preset, args.seed))
         return 0
 
     created = not os.path.isdir(run_dir)
@@ -184,8 +233,12 @@ def _train_in(run_dir, preset, args):
     import keras
 
     from alae_tf.data import make_dataset
-    from alae_tf.presets import build_model
-    from alae_tf.training.callbacks import CheckpointCallback, ImageGridCallback, NonFiniteGuard
+    from alae_tf.training.callbacks import (
+        CheckpointCallback,
+        ImageGridCallback,
+        NonFiniteGuard,
+        TimeBudget,
+    )
     from alae_tf.training.runs import RunCheckpoint, held_out_images, record_config
 
     # Checks the data settings before anything is written to the run directory.
@@ -201,8 +254,9 @@ def _train_in(run_dir, preset, args):
     keras.utils.set_random_seed(args.seed)
     strategy = _make_strategy(args.strategy)
     with strategy.scope():
-        model = build_model(preset, seed=args.seed)
-        model.compile(learning_rate=preset.learning_rate, jit_compile=args.jit_compile == "on")
+        model = _build_model(preset, args.seed)
+        model.compile(learning_rate=preset.learning_rate, adam_betas=preset.adam_betas,
+                      jit_compile=args.jit_compile == "on")
         checkpoint = RunCheckpoint(model, run_dir, max_to_keep=args.keep_checkpoints or None)
         initial_epoch = checkpoint.restore_latest(quarantine=True)
         checkpoint.remove_stale_temps()
@@ -248,8 +302,10 @@ def _train_in(run_dir, preset, args):
             flip=preset.flip, max_image_pixels=preset.max_image_pixels,
         )
         guard = NonFiniteGuard()
+        budget = TimeBudget(start + args.time_budget * 60 if args.time_budget else float("inf"))
         callbacks = [
             guard,
+            budget,
             CheckpointCallback(
                 checkpoint, args.checkpoint_every, final_epoch=last, guard=guard,
                 after_save=lambda done, first=first, seen=images_seen, size=batch_size,
@@ -278,11 +334,16 @@ def _train_in(run_dir, preset, args):
                 f"training diverged at step {step} (epoch {epoch}): {name} = {value}; stopped "
                 f"without saving ({kept}); lower --learning-rate (in a new --run-dir if this "
                 "one has checkpoints)")
-        images_seen += (last - first) * steps_per_epoch * batch_size
+        reached = budget.stopped_at or last
+        images_seen += (reached - first) * steps_per_epoch * batch_size
+        if budget.stopped_at:
+            print(f"time budget of {args.time_budget:g} minutes used: stopped after epoch "
+                  f"{reached} of {preset.epochs} (the same command trains on from there)")
+            break
     elapsed = time.time() - start
 
     _save_final_model(model, run_dir)
-    print(f"done: epoch {preset.epochs}, step {int(model.step.numpy())}, {elapsed:.0f} s "
+    print(f"done: epoch {reached}, step {int(model.step.numpy())}, {elapsed:.0f} s "
           f"({images_seen / max(elapsed, 1e-9):.0f} images/s). Next: alae-eval {run_dir}; "
           f"alae-sample {run_dir}")
     return 0
