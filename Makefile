@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-RUN_DIR ?= runs/mnist_mlp
+PRESET ?= mnist_mlp_fast
+FAST_NOTE := , chosen because it scores above the paper's mnist_mlp in the same 10 minutes (w 1-NN 0.893 and 0.915 against 0.855; MSE 0.025 against 0.047; README: The fast recipe)
+RUN_DIR ?= runs/$(PRESET)
 
 NPM_STAMP := web_demo/node_modules/.package-lock.json
 
@@ -27,10 +29,13 @@ setup: $(VENV)/.installed $(NPM_STAMP)
 chromium:
 	scripts/install_chromium.sh
 
-# The main job: train the paper's MNIST MLP-ALAE on the embedded digits, then score it and
-# draw its sample, reconstruction and interpolation grids.
+# The main job: train MLP-ALAE on the embedded digits with this project's recipe, then score it
+# and draw its sample, reconstruction and interpolation grids. mnist_mlp_fast beat the paper's
+# mnist_mlp at the same 10 minutes on every alae-eval score, at two seeds (README, "The fast
+# recipe"); PRESET=mnist_mlp trains the paper's setting instead.
 train: setup
-	$(BIN)/alae-train --preset mnist_mlp --run-dir $(RUN_DIR)
+	@echo "make train: preset $(PRESET)$(if $(filter mnist_mlp_fast,$(PRESET)),$(FAST_NOTE))"
+	$(BIN)/alae-train --preset $(PRESET) --run-dir $(RUN_DIR)
 	$(BIN)/alae-eval $(RUN_DIR)
 	$(BIN)/alae-sample $(RUN_DIR)
 

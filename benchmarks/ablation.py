@@ -34,6 +34,11 @@ VARIANTS = {
     "ema_50k": (["--set", "ema_half_life=50000"], "EMA half-life 50k images"),
     "d_act": (["--set", "d_activations=true"], "LeakyReLU between D's layers"),
     "latent_32": (["--set", "latent_dim=32"], "32-D latent (the aims are for 50-D)"),
+    # Combinations of the single changes that helped in a 3-minute screen.
+    "sigmoid_lr_0.004": (["--set", "g_output=sigmoid", "--learning-rate", "0.004"],
+                         "sigmoid output and twice the learning rate"),
+    "sigmoid_lr_0.003": (["--set", "g_output=sigmoid", "--learning-rate", "0.003"],
+                         "sigmoid output and 1.5 times the learning rate"),
 }
 METRICS = ("w_knn1", "w_svm", "mse", "agreement", "confident")
 
