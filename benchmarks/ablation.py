@@ -69,9 +69,13 @@ def run_variant(name, seed, minutes, out, eval_args):
                    "--run-dir", str(run_dir), *flags]
         print(f"[{time.strftime('%H:%M:%S')}] {name} seed {seed}: {' '.join(command[1:])}",
               flush=True)
-        subprocess.run(command, check=True)
-        subprocess.run([script("alae-eval"), str(run_dir), *eval_args], check=True,
-                       stdout=subprocess.DEVNULL)
+        for step in (command, [script("alae-eval"), str(run_dir), *eval_args]):
+            code = subprocess.run(step, stdout=None if step is command else
+                                  subprocess.DEVNULL).returncode
+            if code:
+                print(f"ablation: {name} seed {seed} failed ({os.path.basename(step[0])} exit "
+                      f"{code}); left out of the table, and re-run next time", file=sys.stderr)
+                return None
     metrics = json.loads(metrics_path.read_text())
     progress = json.loads((run_dir / "checkpoints" / "progress.json").read_text())
     last = progress[max(progress, key=int)]
@@ -125,13 +129,17 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     cpu = cpu_model()
     print(f"CPU: {cpu} ({os.cpu_count()} logical cores)", flush=True)
+    if args.minutes <= 0:
+        parser.error(f"--minutes must be above 0, not {args.minutes:g}")
     rows = [run_variant(name, seed, args.minutes, out, []) for seed in seeds for name in names]
+    failed = rows.count(None)
+    rows = [row for row in rows if row is not None]
     (out / "ablation.json").write_text(json.dumps(
         {"cpu": cpu, "minutes": args.minutes, "rows": rows}, indent=2) + "\n")
     text = table(rows, args.minutes, cpu)
     (out / "ablation.md").write_text(text)
     print(text)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

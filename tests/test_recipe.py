@@ -92,3 +92,22 @@ def test_time_budget_stops_with_a_checkpoint_and_the_same_command_trains_on(tmp_
         assert (run / "model.keras").exists()
     config = json.loads((run / "config.json").read_text())
     assert config["preset"]["g_output"] == "sigmoid"
+
+
+@pytest.mark.slow
+def test_ablation_script_tabulates_a_run_and_reports_a_failed_one(tmp_path):
+    out = tmp_path / "ablation"
+    (out / "sigmoid").mkdir(parents=True)
+    (out / "sigmoid" / "seed_0").write_text("a file where the run directory should be")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).parents[1] / "benchmarks" / "ablation.py"),
+         "--minutes", "0.001", "--variants", "reference,sigmoid", "--out", str(out)],
+        capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "ablation: sigmoid seed 0 failed (alae-train exit 2)" in result.stderr
+    assert "Traceback" not in result.stderr
+    rows = json.loads((out / "ablation.json").read_text())["rows"]
+    assert [(r["variant"], r["seed"], r["epochs"]) for r in rows] == [("reference", 0, 1)]
+    assert 0.0 <= rows[0]["w_knn1"] <= 1.0 and rows[0]["images_seen"] == 7936
+    assert "| reference | 0 | 1 | 7,936 |" in (out / "ablation.md").read_text()
