@@ -73,6 +73,11 @@ def _batched(fn, x, batch=500):
     return np.concatenate([np.asarray(fn(x[i:i + batch])) for i in range(0, len(x), batch)])
 
 
+def _codes(model, x, use_ema):
+    """w = E(x) in batches, from the EMA or the raw encoder."""
+    return _batched(lambda batch: model.encode(batch, use_ema), x)
+
+
 def _check_scorable(preset, run_dir):
     if preset.channels != 1 or preset.resolution not in (28, 32):
         raise UsageError(
@@ -156,8 +161,7 @@ def evaluate(args):
                "num_train": len(x_train), "num_test": len(x_test), "representation": {}}
     features = {}
     for which, use_ema in (("ema", True), ("raw", False)):
-        features[f"w/{which}"] = (_batched(lambda x, e=use_ema: model.encode(x, e), x_train),
-                                  _batched(lambda x, e=use_ema: model.encode(x, e), x_test))
+        features[f"w/{which}"] = (_codes(model, x_train, use_ema), _codes(model, x_test, use_ema))
         encoder = model.encoder_ema if use_ema else model.encoder
         if isinstance(encoder, MLPEncoder):  # the "long" features of the paper
             features[f"features/{which}"] = (_batched(encoder.features, x_train),
@@ -216,8 +220,7 @@ def evaluate_checkpoints(args):
     pca = evaluation.pca_features(x_train_u8.reshape(len(x_train_u8), -1) / 255.0,
                                   x_test_u8.reshape(len(x_test_u8), -1) / 255.0,
                                   n_components=50, seed=args.seed)
-    baseline = evaluation.representation_scores(*pca[:1], y_train, pca[1], y_test,
-                                                seed=args.seed)
+    baseline = evaluation.representation_scores(pca[0], y_train, pca[1], y_test, seed=args.seed)
     points, low_resolution = [], []
     for epoch in checkpoint.restore_each():
         if model.level != model.max_level:
@@ -229,8 +232,7 @@ def evaluate_checkpoints(args):
                  "train_seconds": record.get("train_seconds")}
         for which, use_ema in (("ema", True), ("raw", False)):
             scores = evaluation.representation_scores(
-                _batched(lambda x, e=use_ema: model.encode(x, e), x_train), y_train,
-                _batched(lambda x, e=use_ema: model.encode(x, e), x_test), y_test,
+                _codes(model, x_train, use_ema), y_train, _codes(model, x_test, use_ema), y_test,
                 seed=args.seed)
             point[f"w_{which}_knn1"], point[f"w_{which}_svm"] = scores["knn1"], scores["svm"]
         point["reconstruction_mse"], samples = _generation_scores(

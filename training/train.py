@@ -104,10 +104,9 @@ def _preset_from_args(args, recorded=None):
     if args.learning_rate is not None:
         overrides.update(learning_rate=args.learning_rate, lod_learning_rates=())
     given = {k: v for k, v in overrides.items() if v is not None}
-    given.update(_field_overrides(args.set, recorded or get_preset(args.preset or DEFAULT_PRESET)))
-    if recorded is not None:
-        return dataclasses.replace(recorded, **given)
-    return get_preset(args.preset or DEFAULT_PRESET, **given)
+    base = recorded or get_preset(args.preset or DEFAULT_PRESET)
+    given.update(_field_overrides(args.set, base))
+    return dataclasses.replace(base, **given)
 
 
 def _field_overrides(items, preset):
