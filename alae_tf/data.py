@@ -94,6 +94,7 @@ def make_dataset(
     repeat: bool = True,
     drop_remainder: bool = True,
     flip: bool = False,
+    translate: int = 0,
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> tuple[tf.data.Dataset, int]:
     """Builds the input pipeline of a data source.
@@ -123,10 +124,13 @@ def make_dataset(
         pixel_range: ``(low, high)``; pixel values 0..255 map linearly onto it.
         split: ``"train"`` or ``"test"``.
         shuffle: shuffle the examples, seeded by ``seed``, in a new order every epoch.
-        seed: seed of the shuffle and of the flips.
+        seed: seed of the shuffle, the flips and the shifts.
         repeat: repeat forever (before batching, so batches run across epoch boundaries).
         drop_remainder: drop a last partial batch.
         flip: flip each image horizontally with probability 1/2.
+        translate: shift each image by a random whole number of pixels in [-translate,
+            translate], in x and y independently; the uncovered border takes the low end of
+            ``pixel_range`` (the background of dark-ground data such as MNIST).
         max_image_pixels: folder images with more pixels (width x height) are skipped.
 
     Returns:
@@ -137,6 +141,9 @@ def make_dataset(
         DataError: for bad settings, an unknown source, or data that cannot be read.
     """
     low, high = _check_settings(resolution, channels, batch_size, pixel_range, split)
+    if not _is_int(translate) or not 0 <= translate < resolution:
+        raise DataError(f"translate must be a whole number of pixels from 0 to "
+                        f"{resolution - 1}, got {translate!r}")
     if not isinstance(source, str):
         raise DataError(f"data source must be a string, got {source!r}")
     if source == "mnist":
@@ -187,7 +194,34 @@ def make_dataset(
             return tf.image.stateless_random_flip_left_right(images, seed=key)
 
         dataset = dataset.enumerate().map(random_flip, num_parallel_calls=tf.data.AUTOTUNE)
+    if translate:
+        def random_shift(step, images):
+            key = tf.stack([tf.constant(seed, tf.int64), step])
+            # Folded with 1: a key of its own, apart from the flips'.
+            key = tf.random.experimental.stateless_fold_in(key, 1)
+            return shift_images(images, translate, key, fill=low)
+
+        dataset = dataset.enumerate().map(random_shift, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE), num_examples
+
+
+def shift_images(images, max_shift, seed, fill=0.0):
+    """Shifts each image of a batch [B, H, W, C] by its own random offset.
+
+    Offsets are whole pixels, drawn uniformly from [-max_shift, max_shift] in y and x
+    independently from the stateless ``seed``; pixels shifted in take the value ``fill``.
+    """
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    pad = [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]]
+    padded = tf.pad(images, pad, constant_values=fill)
+    # Offset 0..2 max_shift into the padded image; max_shift is no shift.
+    offsets = tf.random.stateless_uniform((batch, 2), seed=seed, minval=0,
+                                          maxval=2 * max_shift + 1, dtype=tf.int32)
+    rows = offsets[:, :1] + tf.range(height)[None, :]  # [B, H]
+    cols = offsets[:, 1:] + tf.range(width)[None, :]  # [B, W]
+    cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(cropped, cols, axis=2, batch_dims=1)
 
 
 def _check_split(split):

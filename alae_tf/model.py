@@ -44,6 +44,9 @@ class ALAE(keras.Model):
         encoder: E network, ``[N, H, W, C] -> [N, latent]``.
         mapping_d: D network, ``[N, latent] -> [N]`` logits.
         r1_gamma: weight of the R1 penalty on real images (10 in every reference config).
+        r1_interval: lazy R1 (StyleGAN2's lazy regularisation): the penalty is computed on
+            every ``r1_interval``-th step only, weighted by ``r1_interval`` so that its mean
+            weight is unchanged; 1 (the reference) computes it on every step.
         ema_half_life: half-life of the EMA networks in images (beta = 0.5 ** (batch / h)).
         seed: seed of every random draw of training; a step's draws depend only on the seed
             and the step counter, so a resumed run continues the same noise sequence.
@@ -53,13 +56,16 @@ class ALAE(keras.Model):
     """
 
     def __init__(self, mapping_f, generator, encoder, mapping_d, r1_gamma=10.0,
-                 ema_half_life=10_000.0, seed=0, **kwargs):
+                 ema_half_life=10_000.0, seed=0, r1_interval=1, **kwargs):
         super().__init__(**kwargs)
         self.mapping_f = mapping_f
         self.generator = generator
         self.encoder = encoder
         self.mapping_d = mapping_d
         self.r1_gamma = float(r1_gamma)
+        if int(r1_interval) != r1_interval or r1_interval < 1:
+            raise ValueError(f"r1_interval must be a positive integer, got {r1_interval!r}")
+        self.r1_interval = int(r1_interval)
         self.ema_half_life = float(ema_half_life)
         self.seed = int(seed)
         for name in NETWORK_NAMES:
@@ -132,7 +138,8 @@ class ALAE(keras.Model):
         config = super().get_config()
         for name in NETWORK_NAMES:
             config[name] = keras.saving.serialize_keras_object(self.network(name))
-        config.update(r1_gamma=self.r1_gamma, ema_half_life=self.ema_half_life, seed=self.seed)
+        config.update(r1_gamma=self.r1_gamma, ema_half_life=self.ema_half_life, seed=self.seed,
+                      r1_interval=self.r1_interval)
         return config
 
     @classmethod
@@ -299,19 +306,57 @@ class ALAE(keras.Model):
         r1 = losses.r1_penalty(r1_tape.gradient(real_logit_sum, x), self.r1_gamma)
         return real_logits, r1
 
+    def discriminator_gradients(self, x, x_fake, global_batch, r1_weight):
+        """Gradients of step 1's loss for ``ed_variables`` (None where a variable is unused),
+        with the R1 penalty weighted by ``r1_weight`` (0: not computed at all).
+
+        Returns (gradients, per-example adversarial loss, per-example weighted R1).
+        """
+        with tf.GradientTape() as tape:
+            if r1_weight:
+                real_logits, r1 = self.real_logits_and_r1(x)
+                r1 = r1 * r1_weight
+            else:
+                real_logits = self.discriminate(x)
+                r1 = tf.zeros_like(real_logits)
+            adversarial = losses.discriminator_loss(real_logits, self.discriminate(x_fake))
+            loss = distribute.global_mean(adversarial + r1, global_batch)
+        return tape.gradient(loss, self.ed_variables), adversarial, r1
+
     def discriminator_step(self, x, global_batch):
         """Step 1: E and D learn to tell E(x) from E(G(F(z))), with R1 on the real images.
 
-        Returns the per-example adversarial loss and R1 penalty of this replica's batch.
+        With lazy R1 (``r1_interval`` k > 1) the penalty, weighted by k, is computed only
+        on steps whose counter is a multiple of k. Returns the per-example adversarial loss
+        and weighted R1 penalty of this replica's batch (R1 is 0 on the steps without it).
         """
         w_fake = tf.stop_gradient(self.fake_styles(global_batch, "discriminator"))
         x_fake = tf.stop_gradient(
             self.generate_for_training(w_fake, global_batch, "discriminator"))
-        with tf.GradientTape() as tape:
-            real_logits, r1 = self.real_logits_and_r1(x)
-            adversarial = losses.discriminator_loss(real_logits, self.discriminate(x_fake))
-            loss = distribute.global_mean(adversarial + r1, global_batch)
-        _apply(self.ed_optimizer, tape.gradient(loss, self.ed_variables), self.ed_variables)
+        variables = self.ed_variables
+        if self.r1_interval == 1:
+            grads, adversarial, r1 = self.discriminator_gradients(x, x_fake, global_batch, 1.0)
+            _apply(self.ed_optimizer, grads, variables)
+            return adversarial, r1
+        # tf.cond branches cannot return None: each returns the gradients that exist, and
+        # both must agree on which those are (R1 reaches no variable the loss does not).
+        present = []
+
+        def branch(r1_weight):
+            def gradients():
+                grads, adversarial, r1 = self.discriminator_gradients(
+                    x, x_fake, global_batch, r1_weight)
+                present.append([i for i, g in enumerate(grads) if g is not None])
+                return [g for g in grads if g is not None], adversarial, r1
+            return gradients
+
+        grads, adversarial, r1 = tf.cond(
+            tf.equal(self.step % self.r1_interval, 0),
+            branch(float(self.r1_interval)), branch(0.0))
+        if len(present) == 2 and present[0] != present[1]:  # eagerly, one branch runs
+            raise RuntimeError("lazy R1: the two discriminator branches train different "
+                               "variables")
+        _apply(self.ed_optimizer, grads, [variables[i] for i in present[0]])
         return adversarial, r1
 
     def generator_step(self, global_batch):

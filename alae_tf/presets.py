@@ -28,10 +28,14 @@ class Preset:
         pixel_range: the range real images are mapped to.
         dataset: default data source (see ``alae_tf.data.make_dataset``).
         flip: random horizontal flips of real images.
+        translate: random shifts of real images by up to this many pixels in x and y (the
+            border filled with the background, pixel_range's low end); 0: none.
         max_image_pixels: folder images with more pixels than this are skipped.
         batch_size: global batch size.
         learning_rate: learning rate of both Adam optimizers.
         r1_gamma: R1 weight.
+        r1_interval: lazy R1: the penalty on every r1_interval-th step only, weighted by
+            r1_interval; 1 (the reference) on every step.
         epochs: default training length, in epochs of the data set.
         startf: StyleALAE channels at full resolution (doubling toward 4x4).
         maxf: StyleALAE channel cap.
@@ -39,6 +43,8 @@ class Preset:
         lod_batch_sizes: StyleALAE global batch size per level (4, 8, 16, ... px); overrides
             ``batch_size``. Padded with its last value.
         lod_learning_rates: StyleALAE learning rate per level; overrides ``learning_rate``.
+        lr_decay: "none" (the reference), "cosine" or "linear": the learning rate of every
+            epoch is its level's times a factor falling from 1 toward 0 over ``epochs``.
         style_mixing_prob: StyleALAE style-mixing probability.
         adam_betas: (beta_1, beta_2) of both Adam optimizers; the reference's (0, 0.99).
         ema_half_life: half-life of the EMA networks, in images.
@@ -58,16 +64,19 @@ class Preset:
     pixel_range: tuple = (0.0, 1.0)
     dataset: str = "mnist"
     flip: bool = False
+    translate: int = 0
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     batch_size: int = 128
     learning_rate: float = 0.002
     r1_gamma: float = 10.0
+    r1_interval: int = 1
     epochs: int = 100
     startf: int = 32
     maxf: int = 256
     epochs_per_lod: int = 0
     lod_batch_sizes: tuple = ()
     lod_learning_rates: tuple = ()
+    lr_decay: str = "none"
     style_mixing_prob: float = 0.9
     adam_betas: tuple = (0.0, 0.99)
     ema_half_life: float = 10_000.0
@@ -87,11 +96,13 @@ class Preset:
         if not self.progressive:
             return ProgressiveSchedule(num_levels=1, epochs_per_level=0, epochs=self.epochs,
                                        batch_sizes=(self.batch_size,),
-                                       learning_rates=(self.learning_rate,))
+                                       learning_rates=(self.learning_rate,),
+                                       lr_decay=self.lr_decay)
         return ProgressiveSchedule(
             num_levels=num_blocks(self.resolution), epochs_per_level=self.epochs_per_lod,
             epochs=self.epochs, batch_sizes=self.lod_batch_sizes or (self.batch_size,),
             learning_rates=self.lod_learning_rates or (self.learning_rate,),
+            lr_decay=self.lr_decay,
         )
 
     def to_dict(self):
@@ -216,6 +227,7 @@ def build_model(preset, seed=0):
         mapping_d=MappingD(latent, preset.d_layers, output_dim=d_output,
                            use_activations=preset.d_activations, name="mapping_d"),
         r1_gamma=preset.r1_gamma,
+        r1_interval=preset.r1_interval,
         ema_half_life=preset.ema_half_life,
         seed=seed,
         name="alae",

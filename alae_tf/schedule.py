@@ -16,6 +16,8 @@ import math
 
 import tensorflow as tf
 
+LR_DECAYS = ("none", "cosine", "linear")
+
 
 def fade_in_alpha(step, fade_start, fade_steps):
     """The fade-in weight at training step ``step``, computed in the graph.
@@ -41,6 +43,9 @@ class ProgressiveSchedule:
         epochs: total epochs of the run.
         batch_sizes: global batch size per level, padded with its last value.
         learning_rates: learning rate per level, padded with its last value.
+        lr_decay: "none", "cosine" or "linear": each epoch's learning rate is its level's
+            times a factor that falls from 1 at epoch 0 toward 0 at ``epochs``
+            (``decay_factor``).
     """
 
     num_levels: int
@@ -48,6 +53,7 @@ class ProgressiveSchedule:
     epochs: int
     batch_sizes: tuple
     learning_rates: tuple
+    lr_decay: str = "none"
 
     def __post_init__(self):
         if self.num_levels < 1:
@@ -56,6 +62,9 @@ class ProgressiveSchedule:
             raise ValueError("a schedule of several levels needs epochs_per_level >= 1")
         if not self.batch_sizes or not self.learning_rates:
             raise ValueError("a schedule needs at least one batch size and learning rate")
+        if self.lr_decay not in LR_DECAYS:
+            raise ValueError(f"lr_decay must be one of {', '.join(LR_DECAYS)}, got "
+                             f"{self.lr_decay!r}")
 
     @property
     def max_level(self):
@@ -80,6 +89,20 @@ class ProgressiveSchedule:
 
     def learning_rate_at(self, level):
         return self.learning_rates[min(level, len(self.learning_rates) - 1)]
+
+    def decay_factor(self, epoch):
+        """The learning-rate factor of ``epoch`` (0-based): 1 without decay; cosine:
+        0.5 (1 + cos(pi t)), linear: 1 - t, with t = epoch / epochs."""
+        t = min(max(epoch / self.epochs, 0.0), 1.0) if self.epochs else 0.0
+        if self.lr_decay == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * t))
+        if self.lr_decay == "linear":
+            return 1.0 - t
+        return 1.0
+
+    def learning_rate_at_epoch(self, epoch):
+        """The learning rate ``epoch`` trains with: its level's, times ``decay_factor``."""
+        return self.learning_rate_at(self.level_at_epoch(epoch)) * self.decay_factor(epoch)
 
     @property
     def largest_batch_size(self):

@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from alae_tf.mlp import MLPGenerator
 from alae_tf.presets import build_model, get_preset
@@ -111,3 +113,113 @@ def test_ablation_script_tabulates_a_run_and_reports_a_failed_one(tmp_path):
     assert [(r["variant"], r["seed"], r["epochs"]) for r in rows] == [("reference", 0, 1)]
     assert 0.0 <= rows[0]["w_knn1"] <= 1.0 and rows[0]["images_seen"] == 7936
     assert "| reference | 0 | 1 | 7,936 |" in (out / "ablation.md").read_text()
+
+
+# ---------------------------------------------------------------- lazy R1, lr decay, shifts
+
+def _d_step_in_graph(model, x, step):
+    """Step 1 (the discriminator update) at step counter ``step``, traced as in fit()."""
+    model.step.assign(step)
+    return tf.function(lambda: model.discriminator_step(x, 4))()
+
+
+def _ed_weights(model):
+    return [v.numpy().copy() for v in model.ed_variables]
+
+
+@pytest.mark.parametrize("step, same_as_gamma", [(0, 30.0), (3, 30.0), (1, 0.0), (2, 0.0)])
+def test_lazy_r1_is_k_times_the_penalty_on_every_kth_step_and_absent_otherwise(
+        make_tiny_model, step, same_as_gamma):
+    # r1_interval 3, gamma 10: steps 0, 3, ... update like gamma 30 every step; the others
+    # like gamma 0. Both with SGD, which compares gradients, not Adam's normalised steps.
+    x = tf.constant(np.random.default_rng(1).uniform(size=(4, 8, 8, 1)), tf.float32)
+    runs = {}
+    for name, kwargs in (("lazy", {"r1_gamma": 10.0, "r1_interval": 3}),
+                         ("eager", {"r1_gamma": same_as_gamma})):
+        model = make_tiny_model(seed=5, **kwargs)
+        model.compile(ed_optimizer=keras.optimizers.SGD(0.1),
+                      fg_optimizer=keras.optimizers.SGD(0.1))
+        before = _ed_weights(model)
+        adversarial, r1 = _d_step_in_graph(model, x, step)
+        runs[name] = (before, _ed_weights(model), r1.numpy())
+    for a, b in zip(runs["lazy"][1], runs["eager"][1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(runs["lazy"][2], runs["eager"][2], rtol=1e-5, atol=1e-8)
+    assert (runs["lazy"][2].max() > 0) == (step % 3 == 0)
+    moved = zip(runs["lazy"][0], runs["lazy"][1], strict=True)
+    assert any(not np.array_equal(a, b) for a, b in moved)
+
+
+def test_lazy_r1_trains_a_style_model_whose_upper_blocks_get_no_gradient():
+    from tests.test_style_model import tiny_style_model
+
+    model = tiny_style_model(r1_interval=4)
+    model.compile()
+    model.set_level(1)
+    top = model.encoder.trainable_variables[0]  # the unused highest-resolution from-RGB
+    before = top.numpy().copy()
+    model.make_train_function()
+    data = tf.data.Dataset.from_tensors(
+        tf.constant(np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 1)), tf.float32))
+    history = model.fit(data.repeat(), epochs=1, steps_per_epoch=5, verbose=0).history
+    assert int(model.step.numpy()) == 5
+    assert all(np.isfinite(v[-1]) for v in history.values())
+    assert np.array_equal(top.numpy(), before)
+    assert type(model).from_config(model.get_config()).r1_interval == 4
+
+
+def test_r1_interval_must_be_a_positive_integer(make_tiny_model):
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="r1_interval must be a positive integer"):
+            make_tiny_model(r1_interval=bad)
+
+
+@pytest.mark.parametrize("decay, factors", [
+    ("none", [1.0, 1.0, 1.0, 1.0]),
+    ("linear", [1.0, 0.75, 0.5, 0.25]),
+    ("cosine", [1.0, 0.5 * (1 + np.cos(np.pi / 4)), 0.5, 0.5 * (1 + np.cos(3 * np.pi / 4))]),
+])
+def test_learning_rate_decays_over_the_run(decay, factors):
+    schedule = get_preset("mnist_mlp", epochs=4, learning_rate=0.004, lr_decay=decay).schedule
+    np.testing.assert_allclose([schedule.learning_rate_at_epoch(e) for e in range(4)],
+                               0.004 * np.array(factors))
+
+
+def test_learning_rate_decay_name_is_checked():
+    with pytest.raises(ValueError, match="lr_decay must be one of none, cosine, linear"):
+        _ = get_preset("mnist_mlp", lr_decay="step").schedule
+
+
+def test_shift_images_moves_each_image_by_its_own_offset_and_fills_the_border():
+    from alae_tf.data import shift_images
+
+    images = tf.constant(np.random.default_rng(2).uniform(1, 2, (64, 6, 6, 1)), tf.float32)
+    shifted = shift_images(images, 2, tf.constant([0, 9], tf.int64), fill=-1.0).numpy()
+    offsets = set()
+    for original, moved in zip(images.numpy(), shifted, strict=True):
+        # Find the shift (dy, dx) that explains the output: the overlap matches exactly.
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if np.array_equal(np.roll(original, (dy, dx), axis=(0, 1))
+                                   [max(dy, 0):6 + min(dy, 0), max(dx, 0):6 + min(dx, 0)],
+                                   moved[max(dy, 0):6 + min(dy, 0), max(dx, 0):6 + min(dx, 0)])]
+        assert len(found) == 1
+        dy, dx = found[0]
+        offsets.add(found[0])
+        border = np.ones((6, 6), bool)
+        border[max(dy, 0):6 + min(dy, 0), max(dx, 0):6 + min(dx, 0)] = False
+        assert np.all(moved[border] == -1.0)
+    assert len(offsets) > 10  # 25 possible offsets, 64 images
+
+
+def test_translate_reaches_the_pipeline_and_is_checked():
+    from alae_tf.data import DataError, make_dataset
+
+    plain, _ = make_dataset("mnist", resolution=28, channels=1, batch_size=32, seed=3)
+    moved, _ = make_dataset("mnist", resolution=28, channels=1, batch_size=32, seed=3,
+                            translate=2)
+    a, b = next(iter(plain)).numpy(), next(iter(moved)).numpy()
+    assert not np.array_equal(a, b)
+    # Shifts move ink, they do not make or remove it (MNIST digits keep 2 px of margin).
+    np.testing.assert_allclose(a.sum(axis=(1, 2, 3)), b.sum(axis=(1, 2, 3)), rtol=1e-5)
+    with pytest.raises(DataError, match="translate must be a whole number of pixels"):
+        make_dataset("mnist", resolution=28, channels=1, batch_size=32, translate=28)

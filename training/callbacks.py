@@ -44,6 +44,23 @@ class NonFiniteGuard(keras.callbacks.Callback):
                 return
 
 
+class EpochLearningRate(keras.callbacks.Callback):
+    """Sets both optimizers' learning rate at the start of every epoch from the schedule
+    (``ProgressiveSchedule.learning_rate_at_epoch``: the level's rate times the decay), and
+    logs it as ``learning_rate``. Put it before the TensorBoard callback."""
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.set_learning_rate(self.schedule.learning_rate_at_epoch(epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.schedule.learning_rate_at_epoch(epoch))
+
+
 class TimeBudget(keras.callbacks.Callback):
     """Stops training at the end of the epoch in which ``deadline`` (a ``time.time()``)
     passes; ``stopped_at`` is then that epoch (1-based). Put it before the checkpoint

@@ -234,6 +234,7 @@ def _train_in(run_dir, preset, args):
     from alae_tf.data import make_dataset
     from alae_tf.training.callbacks import (
         CheckpointCallback,
+        EpochLearningRate,
         ImageGridCallback,
         NonFiniteGuard,
         TimeBudget,
@@ -290,21 +291,23 @@ def _train_in(run_dir, preset, args):
             # A new level: a new fade-in from this step on, and fresh optimizer state (as in
             # the reference).
             model.set_level(level, fade_steps=schedule.fade_steps(level, steps_per_epoch))
-            model.reset_optimizers(schedule.learning_rate_at(level))
+            model.reset_optimizers(schedule.learning_rate_at_epoch(first))
         else:
             # Resumed mid-level: the checkpoint restored the level, its fade and the optimizers.
-            model.set_learning_rate(schedule.learning_rate_at(level))
+            model.set_learning_rate(schedule.learning_rate_at_epoch(first))
         # A resumed run draws a fresh, seeded data order: the seed depends on the epoch.
         dataset, _ = make_dataset(
             preset.dataset, resolution=preset.resolution, channels=preset.channels,
             batch_size=batch_size, pixel_range=preset.pixel_range, seed=args.seed + first,
-            flip=preset.flip, max_image_pixels=preset.max_image_pixels,
+            flip=preset.flip, translate=preset.translate,
+            max_image_pixels=preset.max_image_pixels,
         )
         guard = NonFiniteGuard()
         budget = TimeBudget(start + args.time_budget * 60 if args.time_budget else float("inf"))
         callbacks = [
             guard,
             budget,
+            EpochLearningRate(schedule),
             CheckpointCallback(
                 checkpoint, args.checkpoint_every, final_epoch=last, guard=guard,
                 after_save=lambda done, first=first, seen=images_seen, size=batch_size,
