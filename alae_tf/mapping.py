@@ -61,7 +61,7 @@ class MappingF(keras.Model):
         # the EMA copy of F.
         self.w_avg = self.add_weight(
             name="w_avg", shape=(self.latent_dim,), initializer="zeros", trainable=False,
-            aggregation="only_first_replica",
+            aggregation="only_first_replica", autocast=False,  # float32 in mixed precision
         )
         self.built = True
 
@@ -70,7 +70,8 @@ class MappingF(keras.Model):
         for layer in self.dense_layers:
             w = self.activation(layer(w))
         if update_w_avg:
-            batch_mean = distribute.all_reduce_mean(ops.mean(ops.stop_gradient(w), axis=0))
+            batch_mean = distribute.all_reduce_mean(
+                ops.mean(ops.cast(ops.stop_gradient(w), "float32"), axis=0))
             # lerp(batch_mean, w_avg, decay)
             new_avg = batch_mean + self.w_avg_decay * (self.w_avg - batch_mean)
             distribute.assign_synced([self.w_avg], [new_avg])
@@ -88,7 +89,8 @@ class MappingF(keras.Model):
         psi = ops.cast(truncation_psi, w.dtype)
         if len(psi.shape) == 1:  # per example: [N] -> [N, 1] or [N, 1, 1]
             psi = ops.reshape(psi, (-1,) + (1,) * (len(w.shape) - 1))
-        truncated = self.w_avg + psi * (w - self.w_avg)
+        w_avg = ops.cast(self.w_avg, w.dtype)
+        truncated = w_avg + psi * (w - w_avg)
         if not self.num_styles:
             return truncated
         slots = ops.arange(self.num_styles)[None, :, None]

@@ -94,6 +94,12 @@ class ALAE(keras.Model):
         return getattr(self, name)
 
     @property
+    def compute_precision(self):
+        """The dtype the networks compute in: "float32", "bfloat16" or "float16" (set by the
+        Keras dtype policy they were built under; variables stay float32)."""
+        return self.generator.compute_dtype
+
+    @property
     def latent_dim(self):
         return self.mapping_f.latent_dim
 
@@ -161,10 +167,18 @@ class ALAE(keras.Model):
             learning_rate: learning rate of the default optimizers.
             adam_betas: (beta_1, beta_2) of the default optimizers.
             **kwargs: passed to ``keras.Model.compile`` (``jit_compile``, ``steps_per_execution``).
+
+        When the networks compute in float16 (the ``mixed_float16`` dtype policy), each
+        optimizer is wrapped in its own ``keras.optimizers.LossScaleOptimizer``.
         """
         super().compile(optimizer=None, **kwargs)
         self.ed_optimizer = ed_optimizer or _default_adam(learning_rate, "ed_adam", adam_betas)
         self.fg_optimizer = fg_optimizer or _default_adam(learning_rate, "fg_adam", adam_betas)
+        if self.compute_precision == "float16":
+            self.ed_optimizer, self.fg_optimizer = (
+                o if isinstance(o, keras.optimizers.LossScaleOptimizer)
+                else keras.optimizers.LossScaleOptimizer(o, name=f"{o.name}_loss_scale")
+                for o in (self.ed_optimizer, self.fg_optimizer))
         # Built eagerly: two lazily built optimizers fail under a 2-replica MirroredStrategy.
         self.ed_optimizer.build(self.ed_variables)
         self.fg_optimizer.build(self.fg_variables)
@@ -179,6 +193,10 @@ class ALAE(keras.Model):
         Progressive growing starts every level of detail with fresh optimizer state.
         """
         for optimizer in (self.ed_optimizer, self.fg_optimizer):
+            if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+                optimizer.dynamic_scale.assign(optimizer.initial_scale)
+                optimizer.step_counter.assign(0)
+                optimizer = optimizer.inner_optimizer
             for variable in optimizer.variables:
                 variable.assign(ops.zeros_like(variable))
         self.set_learning_rate(learning_rate)
@@ -228,8 +246,11 @@ class ALAE(keras.Model):
         return self.reconstruct(x)
 
     def encode(self, x, use_ema=True):
-        """Images [N, H, W, C] (at the current level's resolution) -> latent codes [N, latent]."""
-        return self.run_encoder(self._inference_networks(use_ema)[2], x)
+        """Images [N, H, W, C] (at the current level's resolution) -> latent codes [N, latent].
+
+        The inference methods return float32 whatever precision the networks compute in.
+        """
+        return tf.cast(self.run_encoder(self._inference_networks(use_ema)[2], x), tf.float32)
 
     def decode(self, w, noise=None, use_ema=True):
         """Latent codes w [N, latent] (StyleALAE: or per slot [N, slots, latent]) -> images.
@@ -237,7 +258,8 @@ class ALAE(keras.Model):
         ``noise`` (StyleALAE only): the generator's per-pixel noise inputs, which make the
         output a deterministic function of w; drawn at random when None.
         """
-        return self.run_generator(self._inference_networks(use_ema)[1], w, noise)
+        return tf.cast(self.run_generator(self._inference_networks(use_ema)[1], w, noise),
+                       tf.float32)
 
     def generate(self, z, truncation_psi=1.0, noise=None, use_ema=True):
         """Prior samples z [N, latent] -> images, with truncation toward the average w.
@@ -251,7 +273,7 @@ class ALAE(keras.Model):
         """
         mapping_f, generator, _ = self._inference_networks(use_ema)
         w = mapping_f(z, truncation_psi=truncation_psi)
-        return self.run_generator(generator, w, noise)
+        return tf.cast(self.run_generator(generator, w, noise), tf.float32)
 
     def reconstruct(self, x, use_ema=True):
         """Images -> G(E(x))."""
@@ -294,16 +316,25 @@ class ALAE(keras.Model):
     # ------------------------------------------------------------------ the three updates
 
     def discriminate(self, x):
-        """D(E(x)) with the training networks: [N, H, W, C] -> logits [N]."""
-        return self.mapping_d(self.run_encoder(self.encoder, x))
+        """D(E(x)) with the training networks: [N, H, W, C] -> float32 logits [N]."""
+        return tf.cast(self.mapping_d(self.run_encoder(self.encoder, x)), tf.float32)
 
     def real_logits_and_r1(self, x):
         """D(E(x)) for real images and the per-example R1 penalty (gamma/2) ||dD(E(x))/dx||^2."""
+        # float16: the inner gradient is taken of the sum times E/D's loss scale, then
+        # unscaled, so that small gradients do not underflow (an overflow makes R1 inf and
+        # the loss-scale optimizer skips the step).
+        scale = _loss_scale(self.ed_optimizer)
         with tf.GradientTape() as r1_tape:
             r1_tape.watch(x)
             real_logits = self.discriminate(x)
             real_logit_sum = tf.reduce_sum(real_logits)  # inside the tape, so it is recorded
-        r1 = losses.r1_penalty(r1_tape.gradient(real_logit_sum, x), self.r1_gamma)
+            if scale is not None:
+                real_logit_sum = real_logit_sum * scale
+        input_gradients = tf.cast(r1_tape.gradient(real_logit_sum, x), tf.float32)
+        if scale is not None:
+            input_gradients = input_gradients / scale
+        r1 = losses.r1_penalty(input_gradients, self.r1_gamma)
         return real_logits, r1
 
     def discriminator_gradients(self, x, x_fake, global_batch, r1_weight):
@@ -321,7 +352,8 @@ class ALAE(keras.Model):
                 r1 = tf.zeros_like(real_logits)
             adversarial = losses.discriminator_loss(real_logits, self.discriminate(x_fake))
             loss = distribute.global_mean(adversarial + r1, global_batch)
-        return tape.gradient(loss, self.ed_variables), adversarial, r1
+            scaled_loss = self.ed_optimizer.scale_loss(loss)
+        return tape.gradient(scaled_loss, self.ed_variables), adversarial, r1
 
     def discriminator_step(self, x, global_batch):
         """Step 1: E and D learn to tell E(x) from E(G(F(z))), with R1 on the real images.
@@ -365,7 +397,7 @@ class ALAE(keras.Model):
             w = self.fake_styles(global_batch, "generator")
             fake = self.generate_for_training(w, global_batch, "generator")
             per_example = losses.generator_loss(self.discriminate(fake))
-            loss = distribute.global_mean(per_example, global_batch)
+            loss = self.fg_optimizer.scale_loss(distribute.global_mean(per_example, global_batch))
         _apply(self.fg_optimizer, tape.gradient(loss, self.fg_variables), self.fg_variables)
         return per_example
 
@@ -383,11 +415,16 @@ class ALAE(keras.Model):
             fake = self.generate_for_training(w, global_batch, "latent")
             w_rec = self.run_encoder(self.encoder, fake)
             per_example = losses.latent_reconstruction_loss(
-                tf.stop_gradient(single_style(w)), w_rec)
-            loss = distribute.global_mean(per_example, global_batch)
+                tf.cast(tf.stop_gradient(single_style(w)), tf.float32), tf.cast(w_rec, tf.float32))
+            loss = self.ed_optimizer.scale_loss(distribute.global_mean(per_example, global_batch))
         grads = tape.gradient(loss, variables)
+        fg_grads = grads[len(e_variables):]
+        ed_scale, fg_scale = _loss_scale(self.ed_optimizer), _loss_scale(self.fg_optimizer)
+        if ed_scale is not None:
+            # One backward pass at E/D's loss scale; F/G's optimizer expects its own scale.
+            fg_grads = [None if g is None else g * (fg_scale / ed_scale) for g in fg_grads]
         _apply(self.ed_optimizer, grads[:len(e_variables)], e_variables)
-        _apply(self.fg_optimizer, grads[len(e_variables):], self.fg_variables)
+        _apply(self.fg_optimizer, fg_grads, self.fg_variables)
         return per_example
 
     def train_step(self, data):
@@ -405,7 +442,15 @@ class ALAE(keras.Model):
         for name, per_example in (
             ("loss/d", d_loss), ("loss/r1", r1), ("loss/g", g_loss), ("loss/latent", latent_loss)
         ):
-            self.loss_trackers[name].update_state(tf.reduce_mean(per_example))
+            value = tf.reduce_mean(per_example)
+            if name == "loss/r1" and _loss_scale(self.ed_optimizer) is not None:
+                # float16: R1 overflows on the steps the loss-scale optimizer skips (and
+                # halves its scale for); those steps are left out of the logged mean.
+                finite = tf.math.is_finite(value)
+                self.loss_trackers[name].update_state(tf.where(finite, value, 0.0),
+                                                      sample_weight=tf.cast(finite, tf.float32))
+                continue
+            self.loss_trackers[name].update_state(value)
         return self.get_metrics_result()
 
     def update_ema(self, global_batch):
@@ -421,6 +466,13 @@ class ALAE(keras.Model):
                 targets.append(dst)
                 values.append(src + beta * (dst - src) if src.trainable else src.value)
         distribute.assign_synced(targets, values)
+
+
+def _loss_scale(optimizer):
+    """The dynamic loss scale of a LossScaleOptimizer (float16 training), else None."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.dynamic_scale
+    return None
 
 
 def _apply(optimizer, grads, variables):

@@ -33,6 +33,8 @@ CONFIG_NAME = "config.json"
 # Fields that may change when a run is resumed: the length of training only.
 # Fields a resumed run may change: how long to train, how many checkpoints to keep, and the
 # image-size limit of a folder source.
+# Settings added after runs were first recorded, with the value those older runs used.
+SETTING_DEFAULTS = {"precision": "float32"}
 RESUMABLE_FIELDS = ("epochs", "keep_checkpoints", "max_image_pixels")
 PROGRESS_NAME = "progress.json"
 
@@ -82,7 +84,7 @@ def record_config(run_dir, preset, settings, write=True):
     # A run that never wrote a checkpoint (a first attempt that failed) binds nothing.
     if os.path.isfile(path) and has_checkpoints(run_dir):
         old_preset, old_settings = read_config(run_dir)
-        old = {"preset": old_preset.to_dict(), "settings": old_settings}
+        old = {"preset": old_preset.to_dict(), "settings": {**SETTING_DEFAULTS, **old_settings}}
         if old_preset.name != preset.name:
             raise UsageError(f"{run_dir!r} holds a {old_preset.name} run, not {preset.name}; "
                              "resume it with its own preset, or pick a new --run-dir")

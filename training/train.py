@@ -21,6 +21,7 @@ from alae_tf.training.cli import (
 
 DEFAULT_PRESET = "mnist_mlp"
 DEFAULT_KEEP_CHECKPOINTS = 3
+DEFAULT_PRECISION = "float32"
 
 
 def build_parser():
@@ -61,6 +62,11 @@ def build_parser():
     parser.add_argument("--jit-compile", choices=("on", "off"), default="off",
                         help="compile the training step with XLA (default: off; see the "
                         "README's benchmark figures)")
+    parser.add_argument("--precision", default=None,
+                        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+                        help="compute precision: mixed_* compute the networks in 16 bits with "
+                        "float32 variables, losses and EMA (default: float32, or the run's own "
+                        "when resuming; see the README's benchmark figures)")
     parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
                         help="tf.distribute strategy: 'mirrored' uses every local GPU "
                         "(default: 'default', one device)")
@@ -178,9 +184,22 @@ def _make_strategy(name):
     return tf.distribute.get_strategy()
 
 
-def _save_final_model(model, run_dir):
-    """Writes run_dir/model.keras through a temporary file; a failed write leaves none."""
+def _save_final_model(model, run_dir, preset):
+    """Writes run_dir/model.keras through a temporary file; a failed write leaves none.
+
+    A model trained in mixed precision is saved as its float32 twin (the same weights,
+    which are float32 anyway), so that loading model.keras anywhere computes in float32.
+    """
     import tensorflow as tf
+
+    from alae_tf.precision import policy_scope
+
+    if model.compute_precision != "float32":
+        with policy_scope("float32"):
+            twin = _build_model(preset, model.seed)
+        twin.set_weights(model.get_weights())
+        twin.sync_level()
+        model = twin
 
     final_path = os.path.join(run_dir, "model.keras")
     tmp_path = os.path.join(run_dir, f"model.tmp{os.getpid()}.keras")
@@ -208,7 +227,9 @@ def train(args):
              else recorded_settings.get("steps_per_epoch"))
     keep = (args.keep_checkpoints if args.keep_checkpoints is not None
             else recorded_settings.get("keep_checkpoints", DEFAULT_KEEP_CHECKPOINTS))
+    precision = args.precision or recorded_settings.get("precision", DEFAULT_PRECISION)
     args.seed, args.steps_per_epoch, args.keep_checkpoints = seed, steps, keep
+    args.precision = precision
     if args.dry_run:
 
         print(f"preset {preset.name}: {preset.resolution}x{preset.resolution}x"
@@ -232,6 +253,7 @@ def _train_in(run_dir, preset, args):
     import keras
 
     from alae_tf.data import make_dataset
+    from alae_tf.precision import policy_scope
     from alae_tf.training.callbacks import (
         CheckpointCallback,
         EpochLearningRate,
@@ -248,12 +270,12 @@ def _train_in(run_dir, preset, args):
         pixel_range=preset.pixel_range, seed=args.seed, max_image_pixels=preset.max_image_pixels,
     )
     settings = {"seed": args.seed, "steps_per_epoch": args.steps_per_epoch,
-                "keep_checkpoints": args.keep_checkpoints}
+                "keep_checkpoints": args.keep_checkpoints, "precision": args.precision}
     record_config(run_dir, preset, settings, write=False)  # refuses a settings change now
 
     keras.utils.set_random_seed(args.seed)
     strategy = _make_strategy(args.strategy)
-    with strategy.scope():
+    with strategy.scope(), policy_scope(args.precision):
         model = _build_model(preset, args.seed)
         model.compile(learning_rate=preset.learning_rate, adam_betas=preset.adam_betas,
                       jit_compile=args.jit_compile == "on")
@@ -268,7 +290,7 @@ def _train_in(run_dir, preset, args):
     record_config(run_dir, preset, settings)
     if initial_epoch >= preset.epochs:
         if not os.path.isfile(os.path.join(run_dir, "model.keras")):
-            _save_final_model(model, run_dir)  # a previous run stopped before writing it
+            _save_final_model(model, run_dir, preset)  # a previous run stopped before writing it
             print(f"wrote {os.path.join(run_dir, 'model.keras')}")
         print(f"{run_dir}: already trained to epoch {initial_epoch} of {preset.epochs}; "
               "nothing to do (raise --epochs to train longer)")
@@ -344,7 +366,7 @@ def _train_in(run_dir, preset, args):
             break
     elapsed = time.time() - start
 
-    _save_final_model(model, run_dir)
+    _save_final_model(model, run_dir, preset)
     print(f"done: epoch {reached}, step {int(model.step.numpy())}, {elapsed:.0f} s "
           f"({images_seen / max(elapsed, 1e-9):.0f} images/s). Next: alae-eval {run_dir}; "
           f"alae-sample {run_dir}")
