@@ -84,7 +84,12 @@ class EqualizedDense(keras.layers.Layer):
         add_equalized_weights(self, (int(input_shape[-1]), self.units))
 
     def call(self, x):
-        y = ops.matmul(x, scaled(self.kernel, self.weight_scale))
+        # (x @ W) * scale equals x @ (W * scale), and scales the [N, units] output instead of
+        # the [fan_in, units] kernel: for a 1024 x 1024 layer at batch 128, 8 times fewer
+        # elements, in the forward pass and in the kernel's gradient.
+        y = ops.matmul(x, self.kernel)
+        if self.weight_scale != 1.0:
+            y = y * self.weight_scale
         if self.bias is not None:
             y = y + scaled(self.bias, self.bias_scale)
         return y

@@ -51,6 +51,8 @@ VARIANTS = {
                     "fast, learning rate linearly decayed to 0 over the budget's epochs"),
     "fast_translate_1": ([*FAST, "--set", "translate=1"],
                          "fast, real digits shifted by up to 1 px"),
+    "fast_bf16": ([*FAST, "--precision", "mixed_bfloat16"],
+                  "fast, computed in bfloat16 (mixed precision)"),
     "fast_translate_2": ([*FAST, "--set", "translate=2"],
                          "fast, real digits shifted by up to 2 px"),
 }
