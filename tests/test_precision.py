@@ -118,6 +118,7 @@ def test_cli_trains_in_bfloat16_saves_a_float32_model_and_keeps_the_precision(tm
     first = subprocess.run([*base, "--epochs", "1", "--precision", "mixed_bfloat16"],
                            capture_output=True, text=True, timeout=600, env=env)
     assert first.returncode == 0, first.stderr[-2000:]
+    assert "1 replica(s), mixed_bfloat16; run dir" in first.stdout
     assert json.loads((run / "config.json").read_text())["settings"]["precision"] == \
         "mixed_bfloat16"
     model = keras.saving.load_model(run / "model.keras")
@@ -133,3 +134,26 @@ def test_cli_trains_in_bfloat16_saves_a_float32_model_and_keeps_the_precision(tm
                            timeout=600, env=env)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming" in again.stdout and "done: epoch 2" in again.stdout
+
+
+@pytest.mark.parametrize("flags, has_gpu, expected", [
+    ({"avx512f", "avx512_bf16"}, False, "mixed_bfloat16"),
+    ({"amx_bf16", "amx_tile"}, False, "mixed_bfloat16"),
+    ({"avx512f", "avx2"}, False, "float32"),
+    ({"avx512_bf16"}, True, "float32"),
+    (set(), False, "float32"),
+])
+def test_default_precision_is_bfloat16_only_on_a_cpu_with_native_bfloat16(flags, has_gpu,
+                                                                          expected):
+    from alae_tf.precision import default_precision
+
+    assert default_precision(has_gpu, flags) == expected
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    from alae_tf.precision import cpu_flags
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n")
+    assert cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "avx512_bf16"}
+    assert cpu_flags(str(tmp_path / "missing")) == set()

@@ -21,7 +21,6 @@ from alae_tf.training.cli import (
 
 DEFAULT_PRESET = "mnist_mlp"
 DEFAULT_KEEP_CHECKPOINTS = 3
-DEFAULT_PRECISION = "float32"
 
 
 def build_parser():
@@ -63,10 +62,11 @@ def build_parser():
                         help="compile the training step with XLA (default: off; see the "
                         "README's benchmark figures)")
     parser.add_argument("--precision", default=None,
-                        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+                        choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
                         help="compute precision: mixed_* compute the networks in 16 bits with "
-                        "float32 variables, losses and EMA (default: float32, or the run's own "
-                        "when resuming; see the README's benchmark figures)")
+                        "float32 variables, losses and EMA; auto is mixed_bfloat16 on a CPU "
+                        "with native bfloat16 (AVX512_BF16 or AMX) and no GPU, else float32 "
+                        "(default: auto for a new run, the run's own when resuming)")
     parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
                         help="tf.distribute strategy: 'mirrored' uses every local GPU "
                         "(default: 'default', one device)")
@@ -176,6 +176,14 @@ def _print_parameter_counts(model):
           "the average w not counted)")
 
 
+def _auto_precision():
+    import tensorflow as tf
+
+    from alae_tf.precision import default_precision
+
+    return default_precision(has_gpu=bool(tf.config.list_physical_devices("GPU")))
+
+
 def _make_strategy(name):
     import tensorflow as tf
 
@@ -227,7 +235,12 @@ def train(args):
              else recorded_settings.get("steps_per_epoch"))
     keep = (args.keep_checkpoints if args.keep_checkpoints is not None
             else recorded_settings.get("keep_checkpoints", DEFAULT_KEEP_CHECKPOINTS))
-    precision = args.precision or recorded_settings.get("precision", DEFAULT_PRECISION)
+    if args.precision is None and recorded_preset is not None:
+        precision = recorded_settings.get("precision", "float32")  # older runs: float32
+    else:
+        precision = args.precision or "auto"
+    if precision == "auto":
+        precision = _auto_precision()
     args.seed, args.steps_per_epoch, args.keep_checkpoints = seed, steps, keep
     args.precision = precision
     if args.dry_run:
@@ -345,7 +358,8 @@ def _train_in(run_dir, preset, args):
                   if schedule.num_levels > 1 else "")
         print(f"training {preset.name} on {preset.dataset} ({num_examples} images): "
               f"{growth}epochs {first + 1}..{last}, {steps_per_epoch} steps of {batch_size} "
-              f"images, {strategy.num_replicas_in_sync} replica(s); run dir {run_dir}")
+              f"images, {strategy.num_replicas_in_sync} replica(s), {args.precision}; run dir "
+              f"{run_dir}")
         # shuffle=False: the tf.data pipeline shuffles (Keras would warn that it ignores it).
         model.fit(dataset, epochs=last, initial_epoch=first, steps_per_epoch=steps_per_epoch,
                   callbacks=callbacks, verbose=verbose, shuffle=False)
