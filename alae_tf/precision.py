@@ -30,15 +30,16 @@ def cpu_flags(cpuinfo="/proc/cpuinfo"):
     return set()
 
 
-def default_precision(has_gpu, flags=None):
+def default_precision(has_gpu, family="mlp", flags=None):
     """The precision ``alae-train`` picks when none is given (``--precision auto``).
 
-    ``mixed_bfloat16`` when training runs on a CPU with native bfloat16 arithmetic (about
-    1.5 times float32's training speed for mnist_mlp on such a CPU, with scores that hold:
-    README, "Mixed precision"); ``float32`` otherwise, GPUs included (not measured here).
+    ``mixed_bfloat16`` for an MLP-ALAE trained on a CPU with native bfloat16 arithmetic
+    (1.7 times float32's training speed for mnist_mlp on such a CPU, with scores that hold:
+    README, "Mixed precision"); ``float32`` otherwise: StyleALAE gained 4% from bfloat16 on
+    the same CPU, too little to trade for unmeasured scores, and GPUs were not measured here.
     """
     flags = cpu_flags() if flags is None else flags
-    if not has_gpu and any(flag in flags for flag in BF16_CPU_FLAGS):
+    if family == "mlp" and not has_gpu and any(flag in flags for flag in BF16_CPU_FLAGS):
         return "mixed_bfloat16"
     return "float32"
 

@@ -136,18 +136,19 @@ def test_cli_trains_in_bfloat16_saves_a_float32_model_and_keeps_the_precision(tm
     assert "resuming" in again.stdout and "done: epoch 2" in again.stdout
 
 
-@pytest.mark.parametrize("flags, has_gpu, expected", [
-    ({"avx512f", "avx512_bf16"}, False, "mixed_bfloat16"),
-    ({"amx_bf16", "amx_tile"}, False, "mixed_bfloat16"),
-    ({"avx512f", "avx2"}, False, "float32"),
-    ({"avx512_bf16"}, True, "float32"),
-    (set(), False, "float32"),
+@pytest.mark.parametrize("flags, has_gpu, family, expected", [
+    ({"avx512f", "avx512_bf16"}, False, "mlp", "mixed_bfloat16"),
+    ({"amx_bf16", "amx_tile"}, False, "mlp", "mixed_bfloat16"),
+    ({"avx512f", "avx512_bf16"}, False, "style", "float32"),
+    ({"avx512f", "avx2"}, False, "mlp", "float32"),
+    ({"avx512_bf16"}, True, "mlp", "float32"),
+    (set(), False, "mlp", "float32"),
 ])
-def test_default_precision_is_bfloat16_only_on_a_cpu_with_native_bfloat16(flags, has_gpu,
-                                                                          expected):
+def test_default_precision_is_bfloat16_only_for_mlp_on_a_cpu_with_native_bfloat16(
+        flags, has_gpu, family, expected):
     from alae_tf.precision import default_precision
 
-    assert default_precision(has_gpu, flags) == expected
+    assert default_precision(has_gpu, family, flags) == expected
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):

@@ -176,12 +176,12 @@ def _print_parameter_counts(model):
           "the average w not counted)")
 
 
-def _auto_precision():
+def _auto_precision(family):
     import tensorflow as tf
 
     from alae_tf.precision import default_precision
 
-    return default_precision(has_gpu=bool(tf.config.list_physical_devices("GPU")))
+    return default_precision(bool(tf.config.list_physical_devices("GPU")), family)
 
 
 def _make_strategy(name):
@@ -240,7 +240,7 @@ def train(args):
     else:
         precision = args.precision or "auto"
     if precision == "auto":
-        precision = _auto_precision()
+        precision = _auto_precision(preset.family)
     args.seed, args.steps_per_epoch, args.keep_checkpoints = seed, steps, keep
     args.precision = precision
     if args.dry_run:
