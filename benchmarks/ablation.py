@@ -51,6 +51,8 @@ VARIANTS = {
                     "fast, learning rate linearly decayed to 0 over the budget's epochs"),
     "fast_translate_1": ([*FAST, "--set", "translate=1"],
                          "fast, real digits shifted by up to 1 px"),
+    "fast_latent_32": ([*FAST, "--set", "latent_dim=32"],
+                       "fast, 32-D latent (the aims are for 50-D)"),
     "fast_bf16": ([*FAST, "--precision", "mixed_bfloat16"],
                   "fast, computed in bfloat16 (mixed precision)"),
     "fast_translate_2": ([*FAST, "--set", "translate=2"],
@@ -82,8 +84,10 @@ def run_variant(name, seed, minutes, out, eval_args, epochs_per_minute=DEFAULT_E
     if not metrics_path.exists():
         budget_epochs = str(max(1, round(epochs_per_minute * minutes)))
         flags = [flag.replace("{epochs}", budget_epochs) for flag in VARIANTS[name][0]]
-        # A variant's own --epochs comes later on the command line and wins.
-        command = [script("alae-train"), "--preset", "mnist_mlp", "--epochs", "100000",
+        # A variant's own --epochs (or --precision) comes later on the command line and wins;
+        # float32 unless a variant asks otherwise, so rows compare recipes, not precisions.
+        command = [script("alae-train"), "--preset", "mnist_mlp", "--precision", "float32",
+                   "--epochs", "100000",
                    "--time-budget", str(minutes), "--keep-checkpoints", "1",
                    "--grid-every", "100000", "--verbose", "0", "--seed", str(seed),
                    "--run-dir", str(run_dir), *flags]
