@@ -98,7 +98,7 @@ def test_float16_skips_a_step_whose_scaled_gradients_overflow(make_tiny_model):
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_style_model_trains_during_a_fade_in_sixteen_bits(precision):
-    from tests.test_style_model import tiny_style_model
+    from test_style_model import tiny_style_model
 
     model = _built(tiny_style_model, precision, r1_interval=2)
     model.compile()

@@ -151,7 +151,7 @@ def test_lazy_r1_is_k_times_the_penalty_on_every_kth_step_and_absent_otherwise(
 
 
 def test_lazy_r1_trains_a_style_model_whose_upper_blocks_get_no_gradient():
-    from tests.test_style_model import tiny_style_model
+    from test_style_model import tiny_style_model
 
     model = tiny_style_model(r1_interval=4)
     model.compile()
