@@ -81,6 +81,7 @@ def record_config(run_dir, preset, settings, write=True):
     """
     path = os.path.join(run_dir, CONFIG_NAME)
     new = {"preset": preset.to_dict(), "settings": settings}
+    compared = {"preset": preset.to_dict(), "settings": {**SETTING_DEFAULTS, **settings}}
     # A run that never wrote a checkpoint (a first attempt that failed) binds nothing.
     if os.path.isfile(path) and has_checkpoints(run_dir):
         old_preset, old_settings = read_config(run_dir)
@@ -89,11 +90,11 @@ def record_config(run_dir, preset, settings, write=True):
             raise UsageError(f"{run_dir!r} holds a {old_preset.name} run, not {preset.name}; "
                              "resume it with its own preset, or pick a new --run-dir")
         for section in ("preset", "settings"):
-            for key in sorted(set(old[section]) | set(new[section])):
+            for key in sorted(set(old[section]) | set(compared[section])):
                 if key in RESUMABLE_FIELDS:
                     continue
                 before = json.loads(json.dumps(old[section].get(key)))
-                after = json.loads(json.dumps(new[section].get(key)))
+                after = json.loads(json.dumps(compared[section].get(key)))
                 if before != after:
                     raise UsageError(
                         f"{run_dir!r} holds a run with {key}={before!r}, not {after!r}; "
