@@ -25,6 +25,7 @@ DEFAULT_KEEP_CHECKPOINTS = 3
 
 def build_parser():
     from alae_tf.data import DEFAULT_MAX_IMAGE_PIXELS
+    from alae_tf.precision import PRECISIONS
     from alae_tf.presets import PRESETS
 
     parser = ArgumentParser(
@@ -61,8 +62,7 @@ def build_parser():
     parser.add_argument("--jit-compile", choices=("on", "off"), default="off",
                         help="compile the training step with XLA (default: off; see the "
                         "README's benchmark figures)")
-    parser.add_argument("--precision", default=None,
-                        choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+    parser.add_argument("--precision", default=None, choices=("auto", *PRECISIONS),
                         help="compute precision: mixed_* compute the networks in 16 bits with "
                         "float32 variables, losses and EMA; auto is mixed_bfloat16 on a CPU "
                         "with native bfloat16 (AVX512_BF16 or AMX) and no GPU, else float32 "
