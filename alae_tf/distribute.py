@@ -7,14 +7,19 @@ must hold, and each has its helper here:
 - losses are sums over the replica's examples divided by the GLOBAL batch size
   (``global_mean``), so that the optimizer's all-reduce SUM of gradients is the gradient of the
   global mean;
-- random draws are made for the global batch from one stateless seed and each replica keeps
-  its own rows (``replica_normal``);
+- random draws are rows of one global-batch draw from a stateless seed, and each replica
+  computes only its own rows (``replica_normal``);
 - variables that are not updated by an optimizer (EMA weights, the running average w) are
   written from the replica context with values every replica agrees on (``assign_synced``).
 """
 
+import math
+
 import keras
 import tensorflow as tf
+
+# Numbers a Philox counter value yields (TensorFlow's PhiloxRandom::kResultElementCount).
+_PHILOX_NUMBERS_PER_COUNTER = 4
 
 
 def num_replicas():
@@ -48,18 +53,34 @@ def all_reduce_mean(value):
 def replica_normal(global_batch, shape, seed):
     """This replica's rows of a global ``[global_batch, *shape]`` draw of N(0, 1).
 
-    Every replica draws the whole global batch from the same stateless seed and keeps its own
-    slice, so N replicas see exactly the numbers one replica would.
+    The rows are exactly those a single device drawing the whole global batch from the same
+    stateless seed would get, so N replicas see the numbers one replica would; but each
+    replica generates only its own rows. A Philox draw is a counter-based stream (one
+    counter value gives 4 numbers), so a replica starts the stream at its first row's
+    counter, rounded down to a multiple of 4 numbers, and drops the few extra numbers in
+    front. At 1024 px StyleALAE's noise inputs are about 0.75 GB per global batch of 64:
+    each replica now draws its share alone.
 
     Args:
         global_batch: the global batch size (a scalar tensor or int).
-        shape: the shape of one example's draw.
+        shape: the shape of one example's draw (static).
         seed: a stateless seed, int64 tensor of shape [2].
     """
     local_batch = global_batch // num_replicas()
-    values = tf.random.stateless_normal((global_batch, *shape), seed=seed)
-    start = replica_id() * local_batch
-    return values[start:start + local_batch]
+    per_example = math.prod(shape)
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
+    offset = tf.cast(replica_id() * local_batch * per_example, tf.int64)  # numbers before ours
+    skip = offset // _PHILOX_NUMBERS_PER_COUNTER
+    dropped = offset - skip * _PHILOX_NUMBERS_PER_COUNTER
+    # The low 64 bits of the 128-bit counter start at 0 for a seeded key, so adding the skip
+    # there cannot carry.
+    counter = counter + tf.stack([tf.cast(skip, tf.uint64), tf.constant(0, tf.uint64)])
+    count = tf.cast(local_batch * per_example, tf.int64) + dropped
+    values = tf.raw_ops.StatelessRandomNormalV2(
+        shape=tf.reshape(count, [1]), key=key, counter=counter,
+        alg=tf.random.Algorithm.PHILOX.value,
+    )
+    return tf.reshape(values[dropped:], (local_batch, *shape))
 
 
 def assign_synced(variables, values):
