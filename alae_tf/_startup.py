@@ -79,5 +79,16 @@ def quiet_tensorflow_startup(argv=None, environ=None):
     with stderr_captured():
         import tensorflow as tf
 
-        tf.constant(0)  # device set-up logs (cuInit on a machine without a GPU) happen here
+        if not _wants_multi_worker(argv):
+            # Device set-up logs (cuInit on a machine without a GPU) happen at the first op.
+            # A multi-worker strategy must come before any op: alae-train creates it inside
+            # stderr_captured() itself.
+            tf.constant(0)
     return True
+
+
+def _wants_multi_worker(argv):
+    args = list(argv[1:])
+    return any(arg == "--strategy=multi_worker" or (
+        arg == "--strategy" and i + 1 < len(args) and args[i + 1] == "multi_worker")
+        for i, arg in enumerate(args))

@@ -96,6 +96,7 @@ def make_dataset(
     flip: bool = False,
     translate: int = 0,
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[tf.data.Dataset, int]:
     """Builds the input pipeline of a data source.
 
@@ -123,7 +124,9 @@ def make_dataset(
             replicas.
         pixel_range: ``(low, high)``; pixel values 0..255 map linearly onto it.
         split: ``"train"`` or ``"test"``.
-        shuffle: shuffle the examples, seeded by ``seed``, in a new order every epoch.
+        shuffle: shuffle the examples, seeded by ``seed``: MNIST and folders take each pass
+            over the data in a full permutation of its own, the same from every iterator;
+            tfds streams are shuffled in a buffer of up to 10,000, anew per iterator.
         seed: seed of the shuffle, the flips and the shifts.
         repeat: repeat forever (before batching, so batches run across epoch boundaries).
         drop_remainder: drop a last partial batch.
@@ -132,6 +135,13 @@ def make_dataset(
             translate], in x and y independently; the uncovered border takes the low end of
             ``pixel_range`` (the background of dark-ground data such as MNIST).
         max_image_pixels: folder images with more pixels (width x height) are skipped.
+        shard: ``(num_shards, index)``: keep only every ``num_shards``-th example of the
+            shuffled, repeated stream, from position ``index`` on, before any decoding. Each
+            multi-worker input pipeline takes one shard, with the same ``seed``: one global
+            batch of the shards together is then exactly the examples one pipeline would
+            batch (``batch_size`` is the shard's part of it). A folder's shard decodes only
+            its own files, MNIST's its own in-memory digits. Flips and shifts are keyed by
+            the index too, so that shards do not repeat each other's draws.
 
     Returns:
         ``(dataset, num_examples)``: a ``tf.data.Dataset`` of float32 ``[B, H, W, C]`` and
@@ -171,13 +181,24 @@ def make_dataset(
             "(alae-train --batch-size)"
         )
 
-    dataset = examples
-    if shuffle:
-        dataset = dataset.shuffle(
-            min(num_examples, _MAX_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True
+    num_shards, shard_index = _check_shard(shard)
+    if drop_remainder and batch_size * num_shards > num_examples:
+        raise DataError(
+            f"{num_shards} shards of {batch_size} images need more than the {num_examples} "
+            f"usable images of {source!r}; add images or lower the batch size"
         )
-    if repeat:
-        dataset = dataset.repeat()
+
+    if isinstance(examples, tf.data.Dataset):  # tfds: a stream, shuffled in a buffer
+        dataset = examples
+        if shuffle:
+            dataset = dataset.shuffle(min(num_examples, _MAX_SHUFFLE_BUFFER), seed=seed,
+                                      reshuffle_each_iteration=True)
+        if repeat:
+            dataset = dataset.repeat()
+    else:  # a table (in-memory digits, file paths): each pass is a full permutation
+        dataset = _table_stream(examples, shuffle, repeat, seed)
+    if num_shards > 1:
+        dataset = dataset.shard(num_shards, shard_index)
     if per_example is not None:
         dataset = dataset.map(per_example, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
@@ -190,19 +211,59 @@ def make_dataset(
     if flip:
         # A stateless op keyed by (seed, batch index): reproducible, and new flips each epoch.
         def random_flip(step, images):
-            key = tf.stack([tf.constant(seed, tf.int64), step])
+            key = _shard_key(tf.stack([tf.constant(seed, tf.int64), step]), shard)
             return tf.image.stateless_random_flip_left_right(images, seed=key)
 
         dataset = dataset.enumerate().map(random_flip, num_parallel_calls=tf.data.AUTOTUNE)
     if translate:
         def random_shift(step, images):
-            key = tf.stack([tf.constant(seed, tf.int64), step])
+            key = _shard_key(tf.stack([tf.constant(seed, tf.int64), step]), shard)
             # Folded with 1: a key of its own, apart from the flips'.
             key = tf.random.experimental.stateless_fold_in(key, 1)
             return shift_images(images, translate, key, fill=low)
 
         dataset = dataset.enumerate().map(random_shift, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE), num_examples
+
+
+def _table_stream(table, shuffle, repeat, seed):
+    """The examples of a table, pass after pass, pass k in the permutation seeded (seed, k).
+
+    Stateless: every iterator of the dataset gives the same stream. Under a tf.distribute
+    strategy Keras's fit() draws a batch from an iterator of its own before training; a
+    shuffle reseeded per iterator (``Dataset.shuffle``'s reshuffling) would then train on
+    another order than one device does.
+    """
+    table = tf.constant(table)
+    size = int(table.shape[0])
+
+    def one_pass(index):
+        positions = tf.range(size, dtype=tf.int64)
+        if shuffle:
+            key = tf.stack([tf.constant(seed, tf.int64), index])
+            positions = tf.random.experimental.stateless_shuffle(positions, seed=key)
+        return tf.data.Dataset.from_tensor_slices(positions)
+
+    passes = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+    return passes.flat_map(one_pass).map(lambda i: tf.gather(table, i))
+
+
+def _check_shard(shard):
+    """``(num_shards, index)`` of a ``shard`` argument (``(1, 0)`` for None)."""
+    if shard is None:
+        return 1, 0
+    if (not isinstance(shard, tuple | list) or len(shard) != 2 or not all(map(_is_int, shard))
+            or shard[0] < 1 or not 0 <= shard[1] < shard[0]):
+        raise DataError(f"shard must be (num_shards, index) with 0 <= index < num_shards, got "
+                        f"{shard!r}")
+    return int(shard[0]), int(shard[1])
+
+
+def _shard_key(key, shard):
+    """A per-batch random key, made distinct per shard (unchanged without sharding)."""
+    if shard is None or shard[0] == 1:
+        return key
+    return tf.random.experimental.stateless_fold_in(key, 1000 + shard[1])
 
 
 def shift_images(images, max_shift, seed, fill=0.0):
@@ -256,7 +317,7 @@ def _check_settings(resolution, channels, batch_size, pixel_range, split):
 def _mnist_source(split, resolution, channels):
     images, _ = load_embedded_mnist(split)
     # uint8 until after batching: a quarter of the float32 bytes through shuffle and batch.
-    examples = tf.data.Dataset.from_tensor_slices(images[..., np.newaxis])  # [28, 28, 1]
+    examples = images[..., np.newaxis]  # a table of [28, 28, 1] digits
 
     def per_batch(batch):  # uint8 [B, 28, 28, 1] -> float32 [B, R, R, C] in 0..255
         batch = tf.cast(batch, tf.float32)
@@ -572,7 +633,7 @@ def _folder_source(path, split, resolution, channels, max_image_pixels):
                 stacklevel=3,
             )
 
-    examples = tf.data.Dataset.from_tensor_slices(files)
+    examples = np.array(files)  # a table of paths
 
     def per_example(file):
         return _decode_square(tf.io.read_file(file), resolution, channels)

@@ -108,3 +108,101 @@ def assign_synced(variables, values):
             target.assign(value)
     else:
         context.merge_call(update, args=(raw, values))
+
+
+class ClusterError(ValueError):
+    """TF_CONFIG does not describe a cluster this process can join."""
+
+
+def cluster_from_tf_config(environ=None):
+    """``(task_type, task_index, cluster)`` of this process, read from ``$TF_CONFIG``.
+
+    TF_CONFIG is the JSON TensorFlow's multi-worker strategies read, e.g.
+    ``{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker",
+    "index": 0}}``. It is checked here so that a mistake is one clear line rather than a
+    hang or a gRPC error.
+
+    Raises:
+        ClusterError: TF_CONFIG is missing, not JSON, or names a task outside its cluster.
+    """
+    import json
+    import os
+
+    text = (os.environ if environ is None else environ).get("TF_CONFIG", "")
+    if not text.strip():
+        raise ClusterError("TF_CONFIG is not set; every worker needs it, e.g. TF_CONFIG="
+                           "'{\"cluster\": {\"worker\": [\"host1:12345\", \"host2:12345\"]}, "
+                           "\"task\": {\"type\": \"worker\", \"index\": 0}}' (see the README)")
+    try:
+        config = json.loads(text)
+    except ValueError as e:
+        raise ClusterError(f"TF_CONFIG is not valid JSON ({e})") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not isinstance(task, dict):
+        raise ClusterError("TF_CONFIG needs a \"cluster\" object (job name -> list of "
+                           "host:port) and a \"task\" object ({\"type\": ..., \"index\": ...})")
+    if not cluster.get("worker") and not cluster.get("chief"):
+        raise ClusterError("TF_CONFIG's cluster has no \"worker\" or \"chief\" job")
+    for job, addresses in cluster.items():
+        if not isinstance(addresses, list) or not all(isinstance(a, str) and ":" in a
+                                                      for a in addresses):
+            raise ClusterError(f"TF_CONFIG's cluster job {job!r} must be a list of "
+                               f"\"host:port\" strings, got {addresses!r}")
+    task_type, index = task.get("type"), task.get("index")
+    if task_type not in ("chief", "worker") or task_type not in cluster:
+        raise ClusterError(f"TF_CONFIG's task type {task_type!r} must be 'chief' or 'worker' "
+                           f"and a job of its cluster ({', '.join(sorted(cluster))})")
+    if not isinstance(index, int) or isinstance(index, bool) or not (
+            0 <= index < len(cluster[task_type])):
+        raise ClusterError(f"TF_CONFIG's task index {index!r} is not a position in its "
+                           f"{task_type!r} list of {len(cluster[task_type])}")
+    return task_type, index, cluster
+
+
+def is_chief_task(task_type, task_index, cluster):
+    """The chief writes a multi-worker run's files: the "chief" task, else worker 0."""
+    if task_type == "chief":
+        return True
+    return task_type == "worker" and task_index == 0 and not cluster.get("chief")
+
+
+def num_workers(strategy=None):
+    """Worker processes taking part in ``strategy`` (1 unless it is multi-worker)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return len(spec.get("chief", [])) + len(spec.get("worker", []))
+
+
+def is_multi_worker(strategy=None):
+    """True under a MultiWorkerMirroredStrategy of more than one worker."""
+    return num_workers(strategy) > 1
+
+
+def gather_from_workers(strategy, value):
+    """Every replica's copy of the int ``value``, in replica order (a list of ints).
+
+    A collective: every worker must call it, in the same order. Used to check that the
+    workers agree (say, on the checkpoint each restored).
+    """
+    return [int(v) for v in _gather(strategy, tf.constant([value], tf.int64)).numpy()]
+
+
+@tf.function
+def _gather(strategy, value):
+    # In a tf.function: eager collectives are slow and TensorFlow warns about each one.
+    return strategy.gather(strategy.run(lambda: tf.identity(value)), axis=0)
+
+
+def weights_fingerprint(variables):
+    """A short hash of the variables' values (this worker's copies): the workers of one
+    multi-worker run must all print the same one."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for variable in variables:
+        digest.update(keras.ops.convert_to_numpy(variable.value).tobytes())
+    return digest.hexdigest()[:16]

@@ -451,7 +451,12 @@ class ALAE(keras.Model):
                                                       sample_weight=tf.cast(finite, tf.float32))
                 continue
             self.loss_trackers[name].update_state(value)
-        return self.get_metrics_result()
+        logs = self.get_metrics_result()
+        if distribute.is_multi_worker():
+            # Keras reduces a multi-worker step's logs with a mean over axis 0, which a
+            # scalar does not have.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     def update_ema(self, global_batch):
         """EMA networks <- lerp(trained, EMA, 0.5 ** (global batch / half-life)).

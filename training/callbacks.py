@@ -64,15 +64,24 @@ class EpochLearningRate(keras.callbacks.Callback):
 class TimeBudget(keras.callbacks.Callback):
     """Stops training at the end of the epoch in which ``deadline`` (a ``time.time()``)
     passes; ``stopped_at`` is then that epoch (1-based). Put it before the checkpoint
-    callback, which saves the epoch a stop ends on."""
+    callback, which saves the epoch a stop ends on. With a multi-worker ``strategy`` the
+    workers decide together (a collective: every worker must have this callback)."""
 
-    def __init__(self, deadline):
+    def __init__(self, deadline, strategy=None):
         super().__init__()
         self.deadline = deadline
+        self.strategy = strategy
         self.stopped_at = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if time.time() >= self.deadline:
+        due = time.time() >= self.deadline
+        if self.strategy is not None:
+            # Multi-worker: all stop when any one is due (their clocks differ a little); a
+            # worker that stopped alone would leave the others waiting in the next step.
+            from alae_tf.distribute import gather_from_workers
+
+            due = any(gather_from_workers(self.strategy, int(due)))
+        if due:
             self.stopped_at = epoch + 1
             self.model.stop_training = True
 

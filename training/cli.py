@@ -15,6 +15,10 @@ class TrainingDiverged(Exception):
     """Training met a non-finite loss and stopped without saving; exit status 3."""
 
 
+class WorkerLost(Exception):
+    """A multi-worker run lost contact with another worker; exit status 4."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line (``prog: error: ...``) and exit 2."""
 
@@ -109,7 +113,8 @@ def run_main(prog, body):
     """Runs ``body()`` and turns the project's expected failures into one line and an exit code.
 
     UsageError -> exit 2; alae_tf.data.DataError and FileNotFoundError -> exit 2 as well (the
-    user's input is wrong); TrainingDiverged -> exit 3; KeyboardInterrupt -> exit 130
+    user's input is wrong); TrainingDiverged -> exit 3; WorkerLost -> exit 4;
+    KeyboardInterrupt -> exit 130
     (checkpoints already written stay).
     """
     from alae_tf.data import DataError, DataWarning
@@ -131,6 +136,9 @@ def run_main(prog, body):
     except TrainingDiverged as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 3
+    except WorkerLost as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

@@ -120,9 +120,12 @@ class RunCheckpoint:
         model: an ``ALAE`` model; when compiled, its optimizers' state is included.
         run_dir: the run directory.
         max_to_keep: how many checkpoints to keep; None keeps all.
+        read_dir: the run directory restores read from, when it is not ``run_dir``: a
+            multi-worker run's other workers restore the chief's checkpoints and save
+            their own (which every worker must do, in step) to a temporary directory.
     """
 
-    def __init__(self, model, run_dir, max_to_keep=3):
+    def __init__(self, model, run_dir, max_to_keep=3, read_dir=None):
         self.progress = ProgressLog(run_dir)
         self.model = model
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -131,16 +134,24 @@ class RunCheckpoint:
             self.checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=max_to_keep,
             checkpoint_name="ckpt",
         )
+        self._reader = self.manager
+        if read_dir is not None and os.path.abspath(read_dir) != os.path.abspath(run_dir):
+            # max_to_keep=None: a reader never deletes (it never saves either).
+            self._reader = tf.train.CheckpointManager(
+                self.checkpoint, os.path.join(read_dir, "checkpoints"), max_to_keep=None,
+                checkpoint_name="ckpt",
+            )
 
     @property
     def latest(self):
         return self.manager.latest_checkpoint
 
     def candidates(self):
-        """Checkpoint prefixes on disk, newest first (the index's list, else the files)."""
-        listed = list(self.manager.checkpoints)
+        """Checkpoint prefixes on disk to restore from, newest first (the index's list, else
+        the files)."""
+        listed = list(self._reader.checkpoints)
         if not listed:  # a lost or damaged ``checkpoint`` index: find the files themselves
-            found = tf.io.gfile.glob(os.path.join(self.directory, "ckpt-*.index"))
+            found = tf.io.gfile.glob(os.path.join(self._reader.directory, "ckpt-*.index"))
             listed = sorted((f[:-len(".index")] for f in found), key=_checkpoint_number)
         return listed[::-1]
 
@@ -172,12 +183,13 @@ class RunCheckpoint:
                 damaged.append((path, reason))
                 continue
             for bad, reason in damaged:
-                moved = self._quarantine(bad) if quarantine else ""
+                moved = self._quarantine(bad) if quarantine and self._reader is self.manager else ""
                 warn(f"skipped damaged checkpoint {os.path.basename(bad)} ({reason}){moved}; "
                      f"restored {os.path.basename(path)}")
             return int(self.epoch.numpy())
         details = "; ".join(f"{os.path.basename(p)}: {r}" for p, r in damaged)
-        raise UsageError(f"no checkpoint in {self.directory} reads completely ({details}); "
+        raise UsageError(f"no checkpoint in {self._reader.directory} reads completely "
+                         f"({details}); "
                          "the files were left in place")
 
     def _restore(self, path, model_only):

@@ -3,6 +3,7 @@
 import contextlib
 import math
 import os
+import shutil
 import sys
 import time
 
@@ -10,6 +11,7 @@ from alae_tf.training.cli import (
     ArgumentParser,
     TrainingDiverged,
     UsageError,
+    WorkerLost,
     ensure_writable_dir,
     non_negative_int,
     positive_float,
@@ -67,9 +69,12 @@ def build_parser():
                         "float32 variables, losses and EMA; auto is mixed_bfloat16 on a CPU "
                         "with native bfloat16 (AVX512_BF16 or AMX) and no GPU, else float32 "
                         "(default: auto for a new run, the run's own when resuming)")
-    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
-                        help="tf.distribute strategy: 'mirrored' uses every local GPU "
-                        "(default: 'default', one device)")
+    parser.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"),
+                        default="default",
+                        help="tf.distribute strategy: 'mirrored' uses every local GPU; "
+                        "'multi_worker' trains on several machines, each started with the same "
+                        "command and its own TF_CONFIG, the run directory on storage they "
+                        "share (see the README) (default: 'default', one device)")
     parser.add_argument("--checkpoint-every", type=positive_int, default=1,
                         help="epochs between checkpoints (default: 1)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -184,12 +189,43 @@ def _auto_precision(family):
     return default_precision(bool(tf.config.list_physical_devices("GPU")), family)
 
 
-def _make_strategy(name):
+class _Role:
+    """What this process writes: everything (the chief, or a single process), or, as one
+    of a multi-worker run's other workers, checkpoints to a temporary directory only."""
+
+    def __init__(self, chief=True, write_dir=None, label=""):
+        self.chief, self.write_dir, self.label = chief, write_dir, label
+
+
+def _make_strategy(name, run_dir):
+    """(strategy, role) for --strategy ``name``. A multi-worker strategy must exist before
+    TensorFlow runs any op, so this comes before the data and the model."""
+    import tempfile
+
     import tensorflow as tf
 
+    from alae_tf._startup import is_quiet, stderr_captured
+    from alae_tf.distribute import ClusterError, cluster_from_tf_config, is_chief_task
+
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+        return tf.distribute.MirroredStrategy(), _Role(write_dir=run_dir)
+    if name != "multi_worker":
+        return tf.distribute.get_strategy(), _Role(write_dir=run_dir)
+    try:
+        task_type, index, cluster = cluster_from_tf_config()
+    except ClusterError as e:
+        raise UsageError(f"--strategy multi_worker: {e}") from None
+    workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+    label = f"{task_type} {index} of {workers} workers"
+    with stderr_captured() if is_quiet() else contextlib.nullcontext():
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        tf.constant(0)  # device set-up and the cluster's connection logs happen here
+    if is_chief_task(task_type, index, cluster):
+        return strategy, _Role(write_dir=run_dir, label=label)
+    # Keras's convention: the other workers save too (a checkpoint save is a collective
+    # step), to a temporary directory removed at the end.
+    temp = tempfile.mkdtemp(prefix=f"alae-train-{task_type}{index}-")
+    return strategy, _Role(chief=False, write_dir=temp, label=label)
 
 
 def _save_final_model(model, run_dir, preset):
@@ -250,10 +286,54 @@ def train(args):
         _print_parameter_counts(_build_model(preset, args.seed))
         return 0
 
+    strategy, role = _make_strategy(args.strategy, run_dir)
+    if role.label:
+        with _worker_losses_reported(run_dir, role):
+            if role.chief:
+                return _train_as_chief(run_dir, preset, args, strategy, role)
+            # Another worker: it reads the chief's run directory (which the chief creates)
+            # and writes only to its temporary directory.
+            try:
+                return _train_in(run_dir, preset, args, strategy, role)
+            finally:
+                shutil.rmtree(role.write_dir, ignore_errors=True)
+    return _train_as_chief(run_dir, preset, args, strategy, role)
+
+
+@contextlib.contextmanager
+def _worker_losses_reported(run_dir, role):
+    """A multi-worker run whose peer died or hung: one line, exit 4, checkpoints kept."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
+            tf.errors.DeadlineExceededError) as e:
+        detail = _peer_error(str(e)) or type(e).__name__
+        raise WorkerLost(
+            f"{role.label}: lost contact with the other workers ({detail[:160]}); the "
+            f"checkpoints in {run_dir} are kept: restart every worker with the same "
+            "command to resume from the newest") from None
+
+
+def _peer_error(text):
+    """The useful words of a collective's failure: gRPC's message, else the first line."""
+    import re
+
+    found = re.search(r'"grpc_message":"([^"]+)"', text)
+    if found:
+        return found.group(1)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return re.sub(r"\{\{[^}]*\}\}\s*", "", lines[0])[:160] if lines else ""
+
+
+def _train_as_chief(run_dir, preset, args, strategy, role):
+    """Trains as the process that writes the run: it creates the run directory, and a
+    first try that fails before writing anything leaves none."""
     created = not os.path.isdir(run_dir)
     ensure_writable_dir(run_dir)
     try:
-        return _train_in(run_dir, preset, args)
+        return _train_in(run_dir, preset, args, strategy, role)
     except BaseException:
         if created:
             with contextlib.suppress(OSError):
@@ -261,11 +341,47 @@ def train(args):
         raise
 
 
-def _train_in(run_dir, preset, args):
-    """train() once the run directory exists and is writable."""
+def _training_data(strategy, preset, batch_size, seed):
+    """The training batches of one fit() segment: a dataset of global batches, which Keras
+    splits across local replicas, or for a multi-worker run one input pipeline per worker,
+    each batching its own shard of the examples (``make_dataset``'s ``shard``)."""
+    from alae_tf.data import make_dataset
+    from alae_tf.distribute import is_multi_worker
+
+    settings = dict(resolution=preset.resolution, channels=preset.channels,
+                    pixel_range=preset.pixel_range, seed=seed, flip=preset.flip,
+                    translate=preset.translate, max_image_pixels=preset.max_image_pixels)
+    if not is_multi_worker(strategy):
+        return make_dataset(preset.dataset, batch_size=batch_size, **settings)[0]
+
+    def per_pipeline(context):
+        shard = (context.num_input_pipelines, context.input_pipeline_id)
+        return make_dataset(preset.dataset, batch_size=context.get_per_replica_batch_size(
+            batch_size), shard=shard, **settings)[0]
+
+    return strategy.distribute_datasets_from_function(per_pipeline)
+
+
+def _check_workers_agree(strategy, run_dir, initial_epoch):
+    """Every worker must have restored the same checkpoint: the chief's."""
+    from alae_tf.distribute import gather_from_workers, is_multi_worker
+
+    if not is_multi_worker(strategy):
+        return
+    epochs = gather_from_workers(strategy, initial_epoch)
+    if len(set(epochs)) > 1:
+        raise UsageError(
+            f"the workers restored different checkpoints of {run_dir!r} (epochs "
+            f"{', '.join(map(str, epochs))}, by replica): every worker must see the chief's "
+            "run directory, on a shared filesystem or GCS, at the same path")
+
+
+def _train_in(run_dir, preset, args, strategy, role):
+    """train() once the run directory exists and is writable (by the chief)."""
     import keras
 
     from alae_tf.data import make_dataset
+    from alae_tf.distribute import is_multi_worker
     from alae_tf.precision import policy_scope
     from alae_tf.training.callbacks import (
         CheckpointCallback,
@@ -286,23 +402,31 @@ def _train_in(run_dir, preset, args):
                 "keep_checkpoints": args.keep_checkpoints, "precision": args.precision}
     record_config(run_dir, preset, settings, write=False)  # refuses a settings change now
 
+    replicas = strategy.num_replicas_in_sync
+    bad_batch = [b for b in preset.schedule.batch_sizes if b % replicas]
+    if bad_batch:
+        raise UsageError(f"a global batch of {bad_batch[0]} does not split evenly across "
+                         f"{replicas} replicas; give --batch-size a multiple of {replicas}")
+
     keras.utils.set_random_seed(args.seed)
-    strategy = _make_strategy(args.strategy)
     with strategy.scope(), policy_scope(args.precision):
         model = _build_model(preset, args.seed)
         model.compile(learning_rate=preset.learning_rate, adam_betas=preset.adam_betas,
                       jit_compile=args.jit_compile == "on")
-        checkpoint = RunCheckpoint(model, run_dir, max_to_keep=args.keep_checkpoints or None)
-        initial_epoch = checkpoint.restore_latest(quarantine=True)
+        checkpoint = RunCheckpoint(model, role.write_dir,
+                                   max_to_keep=args.keep_checkpoints or None, read_dir=run_dir)
+        initial_epoch = checkpoint.restore_latest(quarantine=role.chief)
         checkpoint.remove_stale_temps()
+    _check_workers_agree(strategy, run_dir, initial_epoch)
 
     if args.epochs is not None and args.epochs < initial_epoch:
         raise UsageError(f"{run_dir!r} is trained to epoch {initial_epoch}; --epochs "
                          f"{args.epochs} would go back: give --epochs above {initial_epoch} to "
                          "train on (nothing was changed)")
-    record_config(run_dir, preset, settings)
+    if role.chief:
+        record_config(run_dir, preset, settings)
     if initial_epoch >= preset.epochs:
-        if not os.path.isfile(os.path.join(run_dir, "model.keras")):
+        if role.chief and not os.path.isfile(os.path.join(run_dir, "model.keras")):
             _save_final_model(model, run_dir, preset)  # a previous run stopped before writing it
             print(f"wrote {os.path.join(run_dir, 'model.keras')}")
         print(f"{run_dir}: already trained to epoch {initial_epoch} of {preset.epochs}; "
@@ -313,7 +437,8 @@ def _train_in(run_dir, preset, args):
 
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
     grid_images = held_out_images(preset, 16)
-    tensorboard = keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False)
+    tensorboard = (keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False)
+                   if role.chief else None)
     schedule = preset.schedule
     start, images_seen = time.time(), 0
     # Images seen and training seconds before this process, for the learning curves (a run
@@ -331,14 +456,10 @@ def _train_in(run_dir, preset, args):
             # Resumed mid-level: the checkpoint restored the level, its fade and the optimizers.
             model.set_learning_rate(schedule.learning_rate_at_epoch(first))
         # A resumed run draws a fresh, seeded data order: the seed depends on the epoch.
-        dataset, _ = make_dataset(
-            preset.dataset, resolution=preset.resolution, channels=preset.channels,
-            batch_size=batch_size, pixel_range=preset.pixel_range, seed=args.seed + first,
-            flip=preset.flip, translate=preset.translate,
-            max_image_pixels=preset.max_image_pixels,
-        )
+        dataset = _training_data(strategy, preset, batch_size, args.seed + first)
         guard = NonFiniteGuard()
-        budget = TimeBudget(start + args.time_budget * 60 if args.time_budget else float("inf"))
+        budget = TimeBudget(start + args.time_budget * 60 if args.time_budget else float("inf"),
+                            strategy=strategy if is_multi_worker(strategy) else None)
         callbacks = [
             guard,
             budget,
@@ -350,15 +471,20 @@ def _train_in(run_dir, preset, args):
                     done, model.step.numpy(),
                     past["images_seen"] + seen + (done - first) * steps * size,
                     past["train_seconds"] + time.time() - start)),
-            ImageGridCallback(grid_images, run_dir, preset.pixel_range, every=args.grid_every,
-                              final_epoch=last, seed=args.seed, guard=guard),
-            tensorboard,
         ]
+        if role.chief:  # the other workers of a multi-worker run write no grids or logs
+            callbacks += [
+                ImageGridCallback(grid_images, run_dir, preset.pixel_range,
+                                  every=args.grid_every, final_epoch=last, seed=args.seed,
+                                  guard=guard),
+                tensorboard,
+            ]
         growth = (f"level {level} ({model.level_resolution} px), "
                   if schedule.num_levels > 1 else "")
         print(f"training {preset.name} on {preset.dataset} ({num_examples} images): "
               f"{growth}epochs {first + 1}..{last}, {steps_per_epoch} steps of {batch_size} "
-              f"images, {strategy.num_replicas_in_sync} replica(s), {args.precision}; run dir "
+              f"images, {strategy.num_replicas_in_sync} replica(s)"
+              f"{' (' + role.label + ')' if role.label else ''}, {args.precision}; run dir "
               f"{run_dir}")
         # shuffle=False: the tf.data pipeline shuffles (Keras would warn that it ignores it).
         model.fit(dataset, epochs=last, initial_epoch=first, steps_per_epoch=steps_per_epoch,
@@ -380,10 +506,19 @@ def _train_in(run_dir, preset, args):
             break
     elapsed = time.time() - start
 
-    _save_final_model(model, run_dir, preset)
-    print(f"done: epoch {reached}, step {int(model.step.numpy())}, {elapsed:.0f} s "
-          f"({images_seen / max(elapsed, 1e-9):.0f} images/s). Next: alae-eval {run_dir}; "
-          f"alae-sample {run_dir}")
+    if role.chief:
+        _save_final_model(model, run_dir, preset)
+    speed = f"{elapsed:.0f} s ({images_seen / max(elapsed, 1e-9):.0f} images/s)"
+    if role.label:  # a multi-worker run: every worker must print the same fingerprint
+        from alae_tf.distribute import weights_fingerprint
+
+        print(f"{role.label}: weights fingerprint {weights_fingerprint(model.weights)}")
+    if not role.chief:
+        print(f"done: epoch {reached}, step {int(model.step.numpy())}, {speed}; {role.label}: "
+              f"the chief wrote the run's files in {run_dir}")
+        return 0
+    print(f"done: epoch {reached}, step {int(model.step.numpy())}, {speed}. Next: alae-eval "
+          f"{run_dir}; alae-sample {run_dir}")
     return 0
 
 
