@@ -105,6 +105,73 @@ def test_same_seed_gives_the_same_batches_and_another_seed_others():
     assert not np.array_equal(first, run(seed=1))
 
 
+def _rows(images):
+    return sorted(image.tobytes() for image in images)
+
+
+def test_every_iterator_of_a_dataset_gives_the_same_stream():
+    # Keras's fit() under a strategy takes a batch from an iterator of its own first.
+    dataset, _ = make_dataset(resolution=28, channels=1, batch_size=16, seed=3)
+    peek = iter(dataset)
+    next(peek)
+    first, again = iter(dataset), iter(dataset)
+    for _ in range(3):
+        np.testing.assert_array_equal(next(first), next(again))
+
+
+def test_each_pass_is_a_new_permutation_of_every_digit():
+    dataset, num_examples = make_dataset(resolution=28, channels=1, batch_size=1999,
+                                         split="test", seed=5)
+    assert num_examples == 2004
+    stream = np.concatenate(batches(dataset, 2))  # 3998 digits: a pass and most of another
+    first, second = stream[:2004], stream[2004:]
+    everything = next(iter(make_dataset(resolution=28, channels=1, batch_size=2004,
+                                        split="test", shuffle=False, repeat=False)[0]))
+    assert _rows(first) == _rows(everything.numpy())  # each digit exactly once per pass
+    assert not np.array_equal(first[:len(second)], second)  # in another order
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_shards_together_make_the_unsharded_global_batches(shards):
+    settings = dict(resolution=28, channels=1, seed=7)
+    whole = batches(make_dataset(batch_size=12, **settings)[0], 3)
+    parts = [batches(make_dataset(batch_size=12 // shards, shard=(shards, i), **settings)[0], 3)
+             for i in range(shards)]
+    for step, batch in enumerate(whole):
+        together = np.concatenate([part[step] for part in parts])
+        assert _rows(together) == _rows(batch)
+
+
+def test_folder_shards_split_each_pass_of_the_files(image_folder):
+    # The shard is taken from the stream of paths, before decoding: each worker decodes
+    # only its own files.
+    settings = dict(resolution=8, channels=3, seed=0)
+    whole = next(iter(make_dataset(f"folder:{image_folder}", batch_size=4, **settings)[0]))
+    parts = [next(iter(make_dataset(f"folder:{image_folder}", batch_size=2, shard=(2, i),
+                                    **settings)[0])).numpy() for i in range(2)]
+    assert _rows(np.concatenate(parts)) == _rows(whole.numpy())
+    assert len(set(_rows(np.concatenate(parts)))) == 4  # four different files
+
+
+def test_sharded_flips_differ_between_shards():
+    settings = dict(resolution=28, channels=1, seed=0, shuffle=False, flip=True)
+    plain = batches(make_dataset(batch_size=32, shard=(2, 0), shuffle=False,
+                                 resolution=28, channels=1)[0], 1)[0]
+    flips = [batches(make_dataset(batch_size=32, shard=(2, i), **settings)[0], 1)[0]
+             for i in range(2)]
+    plain_other = batches(make_dataset(batch_size=32, shard=(2, 1), shuffle=False,
+                                       resolution=28, channels=1)[0], 1)[0]
+    pattern = [np.all(f == p[:, :, ::-1], axis=(1, 2, 3)) for f, p in
+               zip(flips, (plain, plain_other), strict=True)]
+    assert not np.array_equal(pattern[0], pattern[1])
+
+
+@pytest.mark.parametrize("shard", [(0, 0), (2, 2), (2, -1), (2,), "2/0"])
+def test_a_bad_shard_is_a_data_error(shard):
+    with pytest.raises(DataError, match="shard must be"):
+        make_dataset(resolution=28, channels=1, batch_size=8, shard=shard)
+
+
 def test_flip_mirrors_some_images_and_keeps_the_others():
     plain = ordered(batch_size=32)
     flipped = ordered(batch_size=32, flip=True)
