@@ -217,6 +217,8 @@ def _make_strategy(name, run_dir):
         raise UsageError(f"--strategy multi_worker: {e}") from None
     workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
     label = f"{task_type} {index} of {workers} workers"
+    print(f"{label}: joining the cluster (this waits until every worker has started)",
+          flush=True)
     with stderr_captured() if is_quiet() else contextlib.nullcontext():
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         tf.constant(0)  # device set-up and the cluster's connection logs happen here
