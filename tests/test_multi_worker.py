@@ -147,6 +147,8 @@ def _assert_like_one_process(multi_dir, single_dir, multi_output, single_output,
         assert multi_losses[name] == pytest.approx(value, rel=1e-3, abs=1e-3), name
     fraction, largest = _close_fraction(multi_dir / "checkpoints" / f"ckpt-{epoch}",
                                         single_dir / "checkpoints" / f"ckpt-{epoch}")
+    print(f"epoch {epoch}: {fraction:.4%} of the weights within 1e-4, largest difference "
+          f"{largest:.2g}")  # shown with pytest -s
     assert fraction >= 0.995, (fraction, largest)
 
 
@@ -225,6 +227,8 @@ def test_two_workers_train_style_alae_through_a_level_change(tmp_path):
     _assert_like_one_process(multi, single, chief, _single(single, args), epoch=1)
     fraction, largest = _close_fraction(multi / "checkpoints" / "ckpt-2",
                                         single / "checkpoints" / "ckpt-2")
+    print(f"level 1: {fraction:.4%} of the weights within 1e-4, largest difference "
+          f"{largest:.2g}")
     assert fraction >= 0.995, (fraction, largest)
 
 
