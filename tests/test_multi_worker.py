@@ -10,8 +10,9 @@ the other stop with one line, and restarting both resumes from the chief's newes
 Tolerance against one process: the per-worker halves of a batch are summed in another order,
 so weights differ by rounding, which Adam (beta_1 = 0) can turn into a sign: a parameter with
 a gradient near 0 moves +lr or -lr. The test asks that at least 99.5% of all weight values
-are within 1e-4 of the single process's after two steps (measured: 99.94% for MLP-ALAE,
-99.96% for StyleALAE), and that the first step's logged losses agree to 1e-3 relative.
+are within 1e-4 of the single process's after each level's step (measured: 100% for the
+MLP-ALAE, largest difference 6e-6; 99.99% and 99.96% for the StyleALAE, largest 0.006), and
+that the first step's logged losses agree to 1e-3 relative.
 """
 
 import json
