@@ -18,16 +18,26 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-def cpu_flags(cpuinfo="/proc/cpuinfo"):
-    """The CPU's feature flags from ``cpuinfo`` (an empty set where it cannot be read)."""
+def _cpuinfo_field(name, cpuinfo):
+    """The first ``name : value`` of ``cpuinfo``'s text (None where it cannot be read)."""
     try:
         with open(cpuinfo, encoding="utf-8") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(name):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+    """The CPU's feature flags from ``cpuinfo`` (an empty set where it cannot be read)."""
+    return set((_cpuinfo_field("flags", cpuinfo) or "").split())
+
+
+def cpu_model(cpuinfo="/proc/cpuinfo"):
+    """The CPU's model name, printed with every benchmark figure ("unknown CPU" if unread)."""
+    return _cpuinfo_field("model name", cpuinfo) or "unknown CPU"
 
 
 def default_precision(has_gpu, family="mlp", flags=None):

@@ -13,7 +13,6 @@ where it stopped. Run it on an otherwise idle machine: the budget is wall-clock 
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -61,16 +60,6 @@ VARIANTS = {
 # 100 epochs of mnist_mlp_fast took 560 s of training on a 2-core AMD EPYC (README).
 DEFAULT_EPOCHS_PER_MINUTE = 10.5
 METRICS = ("w_knn1", "w_svm", "mse", "agreement", "confident")
-
-
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def script(name):
@@ -128,6 +117,8 @@ def table(rows, minutes, cpu):
 
 
 def main(argv=None):
+    from alae_tf.precision import cpu_model
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="reference,sigmoid",
                         help=f"comma-separated, from: {', '.join(VARIANTS)}; or 'all'")

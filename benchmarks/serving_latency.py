@@ -13,21 +13,12 @@ Run it with nothing else busy: on a 2-core machine the server and the client sha
 import argparse
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
 import sys
 import time
 import urllib.request
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def _inputs(spec, batch, rng):
@@ -126,6 +117,8 @@ def measure(base_path, calls, batches):
 
 
 def main():
+    from alae_tf.precision import cpu_model
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("exports", nargs="+", help="export base paths OUT/NAME")
     parser.add_argument("--calls", type=int, default=200,
@@ -134,7 +127,7 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-    print(f"CPU: {_cpu_model()}, {os.cpu_count()} cores")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores")
     everything = {}
     for base_path in args.exports:
         name, results = measure(base_path, args.calls, (1, 64))
@@ -147,7 +140,7 @@ def main():
                   f"{r['p99_ms']:>9.3f}{r['images_per_s']:>10.0f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"cpu": _cpu_model(), "results": everything}, f, indent=2)
+            json.dump({"cpu": cpu_model(), "results": everything}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -136,18 +136,9 @@ def _worker(name, scratch):
     print("RESULT " + json.dumps(result))
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def main(argv=None):
+    from alae_tf.precision import cpu_model
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="*", default=None, help="default: every preset")
     parser.add_argument("--json", default=None, help="also write the results to this file")
@@ -161,7 +152,7 @@ def main(argv=None):
     from alae_tf.presets import PRESETS
 
     names = args.presets or list(PRESETS)
-    cpu = _cpu_model()
+    cpu = cpu_model()
     print(f"CPU: {cpu}, {os.cpu_count()} cores", flush=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="alae_suite_") as scratch:

@@ -13,7 +13,6 @@ Run it with nothing else on the machine: the browser, Node and the page share 2 
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -26,14 +25,6 @@ WEB_DEMO = ROOT / "web_demo"
 MODELS = ("mnist_mlp", "mnist_style_small")
 BACKENDS = ("webgl", "wasm", "cpu")
 DEMO_GRAPHS = ("encoder", "generator", "mapping")
-
-
-def cpu_model():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return re.search(r"Model name:\s*(.+)", out).group(1).strip()
-    except (OSError, AttributeError):
-        return platform.processor() or "unknown CPU"
 
 
 def start_demo():
@@ -82,6 +73,8 @@ def export_sizes(preset_name, work):
 
 
 def main():
+    from alae_tf.precision import cpu_model
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50, help="timed calls per case (default 50)")
     args = parser.parse_args()

@@ -102,18 +102,9 @@ def _peak_worker(args):
     print(json.dumps(peaks))
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def main():
+    from alae_tf.precision import cpu_model
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="mnist_mlp")
     parser.add_argument("--batch-size", type=int, default=None,
@@ -165,7 +156,7 @@ def main():
 
     if args.steps < 30:
         print(f"note: only {args.steps} timed steps; a throughput figure wants 30 or more")
-    cpu = _cpu_model()
+    cpu = cpu_model()
     print(f"preset {args.preset}, {args.steps} timed steps after {args.warmup} warm-up, "
           f"{args.repeats} processes each; {cpu}, {os.cpu_count()} CPU cores")
     print(f"matmul peak (2048^2, this sitting): float32 {peaks['float32']:.0f} GFLOP/s, "

@@ -151,10 +151,13 @@ def test_default_precision_is_bfloat16_only_for_mlp_on_a_cpu_with_native_bfloat1
     assert default_precision(has_gpu, family, flags) == expected
 
 
-def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
-    from alae_tf.precision import cpu_flags
+def test_cpu_flags_and_model_are_read_from_cpuinfo(tmp_path):
+    from alae_tf.precision import cpu_flags, cpu_model
 
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n")
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R14\n"
+                       "flags\t\t: fpu avx2 avx512_bf16\n")
     assert cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "avx512_bf16"}
+    assert cpu_model(str(cpuinfo)) == "AMD EPYC 9R14"
     assert cpu_flags(str(tmp_path / "missing")) == set()
+    assert cpu_model(str(tmp_path / "missing")) == "unknown CPU"
