@@ -244,6 +244,32 @@ def test_the_time_budget_stops_every_worker_at_the_same_epoch(tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "ckpt-1.index").exists()
 
 
+def test_workers_that_see_different_run_directories_stop_before_training(tmp_path):
+    # A run directory that is not shared: the chief's holds a checkpoint, worker 1's path
+    # holds nothing. Both must stop with one line, and nothing is written on either side.
+    run = tmp_path / "run"
+    _train_pair(run, [*MLP_ARGS, "--epochs", "1", "--steps-per-epoch", "1"], tmp_path, "first")
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    workers = []
+    for index, run_dir in enumerate((run, tmp_path / "elsewhere")):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        workers.append(subprocess.Popen(
+            [str(BIN / "alae-train"), "--strategy", "multi_worker", "--run-dir", str(run_dir),
+             *MLP_ARGS, "--epochs", "2", "--steps-per-epoch", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=_env(TF_CONFIG=tf_config)))
+    for process in workers:
+        _, stderr = process.communicate(timeout=TIMEOUT)
+        assert process.returncode == 2, stderr[-2000:]
+        last = stderr.strip().splitlines()[-1]
+        assert "the workers see different checkpoints" in last, stderr[-2000:]
+        assert "(newest epoch by worker: 1, 0; 0 means none)" in last
+        assert "Traceback" not in stderr
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_a_killed_worker_stops_the_other_and_both_resume_from_the_checkpoint(tmp_path):
     run = tmp_path / "run"
     args = [*MLP_ARGS, "--epochs", "4", "--steps-per-epoch", "5"]

@@ -130,6 +130,10 @@ class RunCheckpoint:
         self.model = model
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.checkpoint = tf.train.Checkpoint(variables=named_variables(model), epoch=self.epoch)
+        # Created now, not lazily by the first restore or save: under a multi-worker strategy
+        # creating a variable is a collective step, which every worker must take in the same
+        # order, and only workers that find a checkpoint restore one.
+        _ = self.checkpoint.save_counter
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(run_dir, "checkpoints"), max_to_keep=max_to_keep,
             checkpoint_name="ckpt",
@@ -154,6 +158,11 @@ class RunCheckpoint:
             found = tf.io.gfile.glob(os.path.join(self._reader.directory, "ckpt-*.index"))
             listed = sorted((f[:-len(".index")] for f in found), key=_checkpoint_number)
         return listed[::-1]
+
+    def newest_number(self):
+        """The number (epoch) of the newest checkpoint on disk, 0 if none; nothing is read."""
+        candidates = self.candidates()
+        return _checkpoint_number(candidates[0]) if candidates else 0
 
     def restore_latest(self, model_only=False, quarantine=False, warn=None):
         """Restores the newest checkpoint that reads completely; returns its epoch (0 if none).

@@ -310,7 +310,9 @@ def _worker_losses_reported(run_dir, role):
     try:
         yield
     except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
-            tf.errors.DeadlineExceededError) as e:
+            tf.errors.DeadlineExceededError, tf.errors.InternalError) as e:
+        if isinstance(e, tf.errors.InternalError) and "Collective" not in str(e):
+            raise
         detail = _peer_error(str(e)) or type(e).__name__
         raise WorkerLost(
             f"{role.label}: lost contact with the other workers ({detail[:160]}); the "
@@ -364,17 +366,17 @@ def _training_data(strategy, preset, batch_size, seed):
     return strategy.distribute_datasets_from_function(per_pipeline)
 
 
-def _check_workers_agree(strategy, run_dir, initial_epoch):
-    """Every worker must have restored the same checkpoint: the chief's."""
+def _check_workers_agree(strategy, run_dir, newest):
+    """Every worker must see the chief's checkpoints: compares each one's newest."""
     from alae_tf.distribute import gather_from_workers, is_multi_worker
 
     if not is_multi_worker(strategy):
         return
-    epochs = gather_from_workers(strategy, initial_epoch)
+    epochs = gather_from_workers(strategy, newest)
     if len(set(epochs)) > 1:
         raise UsageError(
-            f"the workers restored different checkpoints of {run_dir!r} (epochs "
-            f"{', '.join(map(str, epochs))}, by replica): every worker must see the chief's "
+            f"the workers see different checkpoints in {run_dir!r} (newest epoch by worker: "
+            f"{', '.join(map(str, epochs))}; 0 means none): every worker must see the chief's "
             "run directory, on a shared filesystem or GCS, at the same path")
 
 
@@ -417,9 +419,10 @@ def _train_in(run_dir, preset, args, strategy, role):
                       jit_compile=args.jit_compile == "on")
         checkpoint = RunCheckpoint(model, role.write_dir,
                                    max_to_keep=args.keep_checkpoints or None, read_dir=run_dir)
+        # Before restoring: every worker must restore the same checkpoint, the chief's.
+        _check_workers_agree(strategy, run_dir, checkpoint.newest_number())
         initial_epoch = checkpoint.restore_latest(quarantine=role.chief)
         checkpoint.remove_stale_temps()
-    _check_workers_agree(strategy, run_dir, initial_epoch)
 
     if args.epochs is not None and args.epochs < initial_epoch:
         raise UsageError(f"{run_dir!r} is trained to epoch {initial_epoch}; --epochs "
