@@ -195,13 +195,22 @@ def make_dataset(
                                       reshuffle_each_iteration=True)
         if repeat:
             dataset = dataset.repeat()
-    else:  # a table (in-memory digits, file paths): each pass is a full permutation
-        dataset = _table_stream(examples, shuffle, repeat, seed)
-    if num_shards > 1:
-        dataset = dataset.shard(num_shards, shard_index)
-    if per_example is not None:
+        if num_shards > 1:
+            dataset = dataset.shard(num_shards, shard_index)
         dataset = dataset.map(per_example, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    else:  # a table (in-memory digits, file paths): each pass is a full permutation
+        table = tf.constant(examples)
+        positions = _positions(int(table.shape[0]), shuffle, repeat, seed)
+        if num_shards > 1:
+            positions = positions.shard(num_shards, shard_index)
+        if per_example is None:  # one gather per batch rather than per example
+            dataset = positions.batch(batch_size, drop_remainder=drop_remainder).map(
+                lambda rows: tf.gather(table, rows), num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            dataset = positions.map(lambda row: per_example(tf.gather(table, row)),
+                                    num_parallel_calls=tf.data.AUTOTUNE)
+            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
 
     def to_pixel_range(images):
         # x / 255 first, so that 0 and 255 land exactly on low and high.
@@ -226,26 +235,24 @@ def make_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE), num_examples
 
 
-def _table_stream(table, shuffle, repeat, seed):
-    """The examples of a table, pass after pass, pass k in the permutation seeded (seed, k).
+def _positions(size, shuffle, repeat, seed):
+    """Row numbers of a table of ``size`` examples, pass after pass; pass k is the
+    permutation seeded (seed, k).
 
     Stateless: every iterator of the dataset gives the same stream. Under a tf.distribute
     strategy Keras's fit() draws a batch from an iterator of its own before training; a
     shuffle reseeded per iterator (``Dataset.shuffle``'s reshuffling) would then train on
     another order than one device does.
     """
-    table = tf.constant(table)
-    size = int(table.shape[0])
-
     def one_pass(index):
-        positions = tf.range(size, dtype=tf.int64)
+        rows = tf.range(size, dtype=tf.int64)
         if shuffle:
             key = tf.stack([tf.constant(seed, tf.int64), index])
-            positions = tf.random.experimental.stateless_shuffle(positions, seed=key)
-        return tf.data.Dataset.from_tensor_slices(positions)
+            rows = tf.random.experimental.stateless_shuffle(rows, seed=key)
+        return tf.data.Dataset.from_tensor_slices(rows)
 
     passes = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
-    return passes.flat_map(one_pass).map(lambda i: tf.gather(table, i))
+    return passes.flat_map(one_pass)
 
 
 def _check_shard(shard):
