@@ -289,17 +289,16 @@ def train(args):
         return 0
 
     strategy, role = _make_strategy(args.strategy, run_dir)
-    if role.label:
-        with _worker_losses_reported(run_dir, role):
-            if role.chief:
-                return _train_as_chief(run_dir, preset, args, strategy, role)
-            # Another worker: it reads the chief's run directory (which the chief creates)
-            # and writes only to its temporary directory.
-            try:
-                return _train_in(run_dir, preset, args, strategy, role)
-            finally:
-                shutil.rmtree(role.write_dir, ignore_errors=True)
-    return _train_as_chief(run_dir, preset, args, strategy, role)
+    multi_worker = bool(role.label)
+    with _worker_losses_reported(run_dir, role) if multi_worker else contextlib.nullcontext():
+        if role.chief:
+            return _train_as_chief(run_dir, preset, args, strategy, role)
+        # Another worker: it reads the chief's run directory (which the chief creates)
+        # and writes only to its temporary directory.
+        try:
+            return _train_in(run_dir, preset, args, strategy, role)
+        finally:
+            shutil.rmtree(role.write_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
