@@ -7,24 +7,31 @@ The main entry points::
     model.compile()
     model.fit(dataset, ...)
 
-Importing ``alae_tf`` registers every layer, network and model with Keras, so that
-``keras.saving.load_model("RUN/model.keras")`` needs nothing else.
+    model = alae_tf.load_model("runs/mnist_mlp/model.keras")
+
+Importing ``alae_tf`` loads nothing and changes nothing: TensorFlow and Keras load with the
+first module that needs them. The modules that define layers, networks and models register
+them with Keras when imported; ``load_model`` imports them all first.
 """
 
-# Console scripts: TensorFlow's C++ start-up lines only with --verbose (see _startup.py).
-from alae_tf._startup import quiet_tensorflow_startup
-
-quiet_tensorflow_startup()
-
-# Imported for their registration with keras.saving (the classes a .keras file names).
-from alae_tf import (  # noqa: E402, F401
-    layers,
-    mapping,
-    mlp,
-    model,
-    style,
-    style_layers,
-    style_model,
-)
-
 __version__ = "0.1.0"
+
+# The modules whose classes a .keras file of this project can name.
+_KERAS_MODULES = ("layers", "mapping", "mlp", "model", "style", "style_layers", "style_model")
+
+
+def register_keras_objects():
+    """Imports every module that registers classes with ``keras.saving``."""
+    import importlib
+
+    for name in _KERAS_MODULES:
+        importlib.import_module(f"alae_tf.{name}")
+
+
+def load_model(path, **kwargs):
+    """``keras.saving.load_model`` for a .keras file written by this project (``model.keras``
+    of a run directory); ``kwargs`` go to Keras."""
+    import keras
+
+    register_keras_objects()
+    return keras.saving.load_model(path, **kwargs)

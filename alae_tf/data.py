@@ -21,13 +21,14 @@ import logging
 import numbers
 import os
 import pathlib
-import re
 import sys
 import warnings
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
+
+from alae_tf.errors import DataError, DataWarning, short_reason
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -50,14 +51,6 @@ _REPORT_CHECKS_FROM = 500
 _REPORTED = set()
 
 _log = logging.getLogger(__name__)
-
-
-class DataError(ValueError):
-    """Bad data or data settings. ``str(e)`` is one line naming the problem and what to do."""
-
-
-class DataWarning(UserWarning):
-    """Files of a data source that were skipped. ``str(w.message)`` is one line."""
 
 
 def load_embedded_mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
@@ -376,19 +369,6 @@ def _import_tfds():
             "versions of tensorflow-datasets, tensorflow-metadata and protobuf that match"
         )
     return tfds
-
-
-def short_reason(error, with_type=True):
-    """The first line of an exception's message (a TensorFlow error's own message, without
-    its op details), for one-line errors; prefixed with the exception's type by default."""
-    text = getattr(error, "message", None) or str(error)
-    # Eager TensorFlow errors wrap the message as "{{function_node ...}} TEXT [Op:Name] name: ...".
-    text = re.sub(r"^\{\{[^}]*\}\}\s*|\s*\[Op:\w+\].*$", "", text.strip(), flags=re.DOTALL)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        return type(error).__name__
-    reason = f"{type(error).__name__}: {lines[0]}" if with_type else lines[0]
-    return reason if len(reason) <= 160 else reason[:157] + "..."
 
 
 def _tfds_source(name, split, resolution, channels, shuffle, seed):

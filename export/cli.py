@@ -4,16 +4,16 @@ or as TF.js graph models with a manifest (OUT/NAME)."""
 import contextlib
 import os
 
-import tensorflow as tf
-
-from alae_tf.training.cli import (
+from alae_tf.cli import (
     ArgumentParser,
     UsageError,
     add_verbose_flag,
+    early_flags,
     positive_int,
+    quiet_tensorflow,
     run_main,
-    write_error_reason,
 )
+from alae_tf.errors import write_error_reason
 
 
 def build_parser():
@@ -45,6 +45,8 @@ def build_parser():
 @contextlib.contextmanager
 def _export_errors(run_dir, path):
     """An export's expected failures as one-line usage errors."""
+    import tensorflow as tf
+
     from alae_tf.export.saved_model import ExportError
 
     try:
@@ -55,9 +57,9 @@ def _export_errors(run_dir, path):
         raise UsageError(f"cannot write {path} ({write_error_reason(e)})") from None
 
 
-def export(args):
+def export(args, quiet=False):
     from alae_tf.export.saved_model import export_saved_model
-    from alae_tf.training.runs import load_trained_model
+    from alae_tf.runs import load_trained_model
 
     if args.quantize and args.format != "tfjs":
         raise UsageError("--quantize applies to --format tfjs only (TF Serving loads float32)")
@@ -66,7 +68,7 @@ def export(args):
     if not name or os.sep in name or name in (".", ".."):
         raise UsageError(f"--name {name!r} must be a plain folder name")
     if args.format == "tfjs":
-        return export_browser(args, model, preset, name, epoch)
+        return export_browser(args, model, preset, name, epoch, quiet)
     path = os.path.join(args.out, name, str(args.version))
     with _export_errors(args.run_dir, path):
         export_saved_model(model, preset, path, overwrite=args.overwrite)
@@ -76,7 +78,7 @@ def export(args):
     return 0
 
 
-def export_browser(args, model, preset, name, epoch):
+def export_browser(args, model, preset, name, epoch, quiet=False):
     from alae_tf.export.tfjs import export_tfjs, run_scores
 
     path = os.path.join(args.out, name)
@@ -84,7 +86,7 @@ def export_browser(args, model, preset, name, epoch):
     with _export_errors(args.run_dir, path):
         manifest = export_tfjs(model, preset, path, quantize=args.quantize,
                                overwrite=args.overwrite, scores=run_scores(args.run_dir),
-                               source=source)
+                               source=source, quiet=quiet)
     sizes = ", ".join(f"{graph} {info['bytes'] / 1e6:.2f} MB"
                       for graph, info in manifest["graphs"].items())
     print(f"wrote {path} ({preset.name}, epoch {epoch}, EMA networks, "
@@ -94,8 +96,9 @@ def export_browser(args, model, preset, name, epoch):
 
 
 def main(argv=None):
+    quiet = quiet_tensorflow(early_flags(argv)[0])
     args = build_parser().parse_args(argv)
-    return run_main("alae-export", lambda: export(args))
+    return run_main("alae-export", lambda: export(args, quiet))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ an export is served by TensorFlow alone.
 
 import json
 import os
-import re
 
 import numpy as np
 import tensorflow as tf
+
+from alae_tf.errors import clean_message
 
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -47,25 +48,6 @@ def latest_version(base_path):
                            f"under {base_path}; write one with alae-export", status=404)
     version = max(versions)
     return version, os.path.join(base_path, str(version))
-
-
-def _clean_tf_message(error):
-    """The user-facing part of a TensorFlow error: the assertion text without graph debris."""
-    text = getattr(error, "message", None) or str(error)
-    text = text.split("\n\t [[")[0]
-    debris = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
-    lines = [ln.strip() for ln in text.splitlines()
-             if ln.strip() and not ln.strip().startswith(debris)]
-    message = " ".join(lines)
-    message = re.sub(r"\s*\[Op:[^\]]*\]", "", message)
-    if message.startswith("assertion failed: "):
-        # "[our message] [Condition ...] [x = ] [0]" or "[our message; got] [1 32 32 1]"
-        groups = re.findall(r"\[([^\[\]]*)\]", message)
-        groups = [g.strip() for g in groups if g.strip()]
-        if len(groups) > 1 and groups[1].startswith("Condition"):
-            groups = groups[:1]
-        message = " ".join(groups)
-    return message
 
 
 class ServedModel:
@@ -102,7 +84,7 @@ class ServedModel:
         try:
             outputs = self.signatures[signature_name](**tensors)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
-            raise PredictError(_clean_tf_message(e)) from None
+            raise PredictError(clean_message(e)) from None
         return {key: value.numpy() for key, value in outputs.items()}
 
     def _specs(self, signature_name):

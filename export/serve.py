@@ -18,11 +18,13 @@ Errors are TF Serving's: a JSON body ``{"error": "..."}`` with a 4xx status.
 import json
 import socket
 
-from alae_tf.training.cli import (
+from alae_tf.cli import (
     ArgumentParser,
     UsageError,
     add_verbose_flag,
+    early_flags,
     positive_int,
+    quiet_tensorflow,
     run_main,
 )
 
@@ -145,6 +147,7 @@ def serve(args):
 
 
 def main(argv=None):
+    quiet_tensorflow(early_flags(argv)[0])
     args = build_parser().parse_args(argv)
     return run_main("alae-serve", lambda: serve(args))
 

@@ -36,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alae_tf._startup import is_quiet, stderr_captured
+from alae_tf.cli import stderr_captured
 from alae_tf.export.saved_model import (
     ExportError,
     _Signatures,
@@ -146,7 +146,7 @@ def _folder_bytes(path):
                for root, _, names in os.walk(path) for name in names)
 
 
-def _convert(saved_model_dir, signature, out_dir, quantize):
+def _convert(saved_model_dir, signature, out_dir, quantize, quiet):
     # Imported here: tensorflowjs pulls in TF-DF, JAX and flax, seconds of import time that
     # the SavedModel path does not need. TF-DF's import-time banner wants IPython when stdout
     # is not a terminal (under pytest, in a pipe); it is switched off.
@@ -154,9 +154,8 @@ def _convert(saved_model_dir, signature, out_dir, quantize):
     from tensorflowjs.converters import tf_saved_model_conversion_v2 as converter
 
     # Grappler logs through absl whatever TF_CPP_MIN_LOG_LEVEL says; a quiet CLI hides it.
-    quiet = stderr_captured() if is_quiet() else contextlib.nullcontext()
     try:
-        with quiet:
+        with stderr_captured() if quiet else contextlib.nullcontext():
             converter.convert_tf_saved_model(
                 saved_model_dir, out_dir, signature_def=signature, saved_model_tags="serve",
                 quantization_dtype_map={quantize: True} if quantize else None,
@@ -235,7 +234,8 @@ def _make_portable(graph_dir):
             json.dump(graph, f)
 
 
-def export_tfjs(model, preset, path, quantize=None, overwrite=False, scores=None, source=None):
+def export_tfjs(model, preset, path, quantize=None, overwrite=False, scores=None, source=None,
+                quiet=False):
     """Writes the TF.js export of ``model`` (an ALAE at full resolution) to folder ``path``.
 
     Args:
@@ -243,6 +243,8 @@ def export_tfjs(model, preset, path, quantize=None, overwrite=False, scores=None
             and expanded to float32 when loaded; 2x and 4x smaller).
         scores: alae-eval numbers to record in the manifest (``run_scores``).
         source: where the export comes from (run directory, epoch), for the manifest.
+        quiet: hide the converter's log lines (Grappler logs through absl whatever
+            TF_CPP_MIN_LOG_LEVEL says).
 
     Raises:
         ExportError: mid-growth model, unknown quantization, or ``path`` exists without
@@ -268,7 +270,7 @@ def export_tfjs(model, preset, path, quantize=None, overwrite=False, scores=None
             archive.write_out(saved_model_dir, verbose=False)
             graphs = {}
             for name, (_, input_specs) in specs.items():
-                _convert(saved_model_dir, name, os.path.join(tmp, name), quantize)
+                _convert(saved_model_dir, name, os.path.join(tmp, name), quantize, quiet)
                 _make_portable(os.path.join(tmp, name))
                 graphs[name] = {
                     "path": f"{name}/model.json",

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from alae_tf.presets import build_model, get_preset
-from alae_tf.training.runs import RunCheckpoint, record_config
+from alae_tf.runs import RunCheckpoint, record_config
 
 
 def make_run(run_dir, preset_name, steps=2, **overrides):

@@ -185,7 +185,7 @@ def test_same_seed_gives_the_same_weights(tmp_path):
         run_dir = tmp_path / name
         assert train.main(["--epochs", "1", "--run-dir", str(run_dir), "--seed", "5",
                            *TINY]) == 0
-        from alae_tf.training.runs import load_trained_model
+        from alae_tf.runs import load_trained_model
 
         model = load_trained_model(str(run_dir))[0]
         weights.append([w.numpy() for w in model.weights])
@@ -195,7 +195,7 @@ def test_same_seed_gives_the_same_weights(tmp_path):
 
 def test_resuming_with_other_settings_is_refused(capsys, tmp_path):
     from alae_tf.presets import get_preset
-    from alae_tf.training.runs import record_config
+    from alae_tf.runs import record_config
 
     run_dir = str(tmp_path)
     record_config(run_dir, get_preset("mnist_mlp"), {"seed": 0, "steps_per_epoch": 3})

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from alae_tf.training.runs import ProgressLog
+from alae_tf.runs import ProgressLog
 
 BIN = Path(sys.executable).parent
 TINY = ["--preset", "mnist_mlp", "--batch-size", "16", "--steps-per-epoch", "3",
@@ -105,7 +105,7 @@ def test_all_checkpoints_refuses_runs_it_cannot_score(tmp_path):
     from run_helpers import make_run
 
     from alae_tf.presets import get_preset
-    from alae_tf.training.runs import record_config
+    from alae_tf.runs import record_config
 
     colour = make_run(tmp_path / "colour", "mnist_mlp", channels=3)
     result = _cli("alae-eval", str(colour), "--all-checkpoints")

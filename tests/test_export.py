@@ -20,8 +20,8 @@ from run_helpers import make_run as _make_run
 from alae_tf.export import cli as export_cli
 from alae_tf.export.rest import PredictError, ServedModel
 from alae_tf.presets import build_model, get_preset
+from alae_tf.runs import RunCheckpoint, load_trained_model, record_config
 from alae_tf.style_model import StyleALAE, noise_from_seeds
-from alae_tf.training.runs import RunCheckpoint, load_trained_model, record_config
 
 BIN = Path(sys.executable).parent
 # Float32 outputs of the same graph in another process agree to rounding; 1e-5 leaves room

@@ -22,10 +22,10 @@ from PIL import Image
 from run_helpers import make_run
 
 import alae_tf.data as data_module
+from alae_tf.cli import UsageError
 from alae_tf.data import DataError, DataWarning, make_dataset
+from alae_tf.runs import RunCheckpoint, load_trained_model
 from alae_tf.training.callbacks import CheckpointCallback, NonFiniteGuard
-from alae_tf.training.cli import UsageError
-from alae_tf.training.runs import RunCheckpoint, load_trained_model
 
 BIN = Path(sys.executable).parent
 

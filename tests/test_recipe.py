@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from alae_tf.cli import UsageError
 from alae_tf.mlp import MLPGenerator
 from alae_tf.presets import build_model, get_preset
-from alae_tf.training.cli import UsageError
 from alae_tf.training.train import _field_overrides, _preset_from_args, build_parser
 
 BIN = Path(sys.executable).parent

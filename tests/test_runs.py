@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alae_tf.training.cli import UsageError
-from alae_tf.training.runs import RunCheckpoint, named_variables, read_config, record_config
+from alae_tf.cli import UsageError
+from alae_tf.runs import RunCheckpoint, named_variables, read_config, record_config
 
 
 def _train_one_step(model):

@@ -15,12 +15,14 @@ Reconstructions and samples come from the EMA networks, without truncation.
 import os
 import time
 
-from alae_tf.training.cli import (
+from alae_tf.cli import (
     ArgumentParser,
     UsageError,
     add_verbose_flag,
+    early_flags,
     non_negative_int,
     positive_int,
+    quiet_tensorflow,
     run_main,
     seed_int,
 )
@@ -139,7 +141,7 @@ def _generation_scores(model, preset, args, x_test, x_test_u8, classifier):
 def evaluate(args):
     if args.all_checkpoints:
         return evaluate_checkpoints(args)
-    from alae_tf.training.runs import load_trained_model, write_json_atomic
+    from alae_tf.runs import load_trained_model, write_json_atomic
 
     model, preset, _, epoch = load_trained_model(args.run_dir)
     _check_scorable(preset, args.run_dir)
@@ -203,7 +205,7 @@ def evaluate_checkpoints(args):
     """alae-eval --all-checkpoints: the learning curves of a run, one point per checkpoint."""
     from alae_tf import evaluation
     from alae_tf.presets import build_model
-    from alae_tf.training.runs import RunCheckpoint, read_config, write_json_atomic
+    from alae_tf.runs import RunCheckpoint, read_config, write_json_atomic
 
     preset, settings = read_config(args.run_dir)
     _check_scorable(preset, args.run_dir)
@@ -340,6 +342,7 @@ def _print_report(metrics, path):
 
 
 def main(argv=None):
+    quiet_tensorflow(early_flags(argv)[0])
     args = build_parser().parse_args(argv)
     return run_main("alae-eval", lambda: evaluate(args))
 

@@ -2,11 +2,13 @@
 
 import os
 
-from alae_tf.training.cli import (
+from alae_tf.cli import (
     ArgumentParser,
     UsageError,
     add_verbose_flag,
+    early_flags,
     positive_int,
+    quiet_tensorflow,
     run_main,
     seed_int,
     unit_interval,
@@ -40,7 +42,7 @@ def build_parser():
 
 
 def sample(args):
-    from alae_tf.training.runs import held_out_images, load_trained_model
+    from alae_tf.runs import held_out_images, load_trained_model
 
     model, preset, _, epoch = load_trained_model(args.run_dir)
     out_dir = args.out_dir or os.path.join(args.run_dir, "samples")
@@ -156,6 +158,7 @@ def _direction_grid(model, preset, originals, set_a, set_b, steps=7, strength=1.
 
 
 def main(argv=None):
+    quiet_tensorflow(early_flags(argv)[0])
     args = build_parser().parse_args(argv)
     return run_main("alae-sample", lambda: sample(args))
 

@@ -7,19 +7,21 @@ import shutil
 import sys
 import time
 
-from alae_tf.training.cli import (
+from alae_tf.cli import (
     ArgumentParser,
     TrainingDiverged,
     UsageError,
     WorkerLost,
+    early_flags,
     ensure_writable_dir,
     non_negative_int,
     positive_float,
     positive_int,
+    quiet_tensorflow,
     run_main,
     seed_int,
-    write_error_reason,
 )
+from alae_tf.errors import clean_message, write_error_reason
 
 DEFAULT_PRESET = "mnist_mlp"
 DEFAULT_KEEP_CHECKPOINTS = 3
@@ -153,7 +155,7 @@ def _field_overrides(items, preset):
 
 def _recorded_run(run_dir):
     """(preset, settings) of the run in ``run_dir`` once it has a checkpoint, else None."""
-    from alae_tf.training.runs import has_checkpoints, read_config
+    from alae_tf.runs import has_checkpoints, read_config
 
     if not os.path.isfile(os.path.join(run_dir, "config.json")) or not has_checkpoints(run_dir):
         return None
@@ -197,14 +199,14 @@ class _Role:
         self.chief, self.write_dir, self.label = chief, write_dir, label
 
 
-def _make_strategy(name, run_dir):
+def _make_strategy(name, run_dir, quiet=False):
     """(strategy, role) for --strategy ``name``. A multi-worker strategy must exist before
     TensorFlow runs any op, so this comes before the data and the model."""
     import tempfile
 
     import tensorflow as tf
 
-    from alae_tf._startup import is_quiet, stderr_captured
+    from alae_tf.cli import stderr_captured
     from alae_tf.distribute import ClusterError, cluster_from_tf_config, is_chief_task
 
     if name == "mirrored":
@@ -219,7 +221,7 @@ def _make_strategy(name, run_dir):
     label = f"{task_type} {index} of {workers} workers"
     print(f"{label}: joining the cluster (this waits until every worker has started)",
           flush=True)
-    with stderr_captured() if is_quiet() else contextlib.nullcontext():
+    with stderr_captured() if quiet else contextlib.nullcontext():
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         tf.constant(0)  # device set-up and the cluster's connection logs happen here
     if is_chief_task(task_type, index, cluster):
@@ -260,7 +262,7 @@ def _save_final_model(model, run_dir, preset):
                          ) from None
 
 
-def train(args):
+def train(args, quiet=False):
     run_dir = args.run_dir or os.path.join("runs", args.preset or DEFAULT_PRESET)
     recorded_preset, recorded_settings = _recorded_run(run_dir) or (None, {})
     if recorded_preset is not None and args.preset not in (None, recorded_preset.name):
@@ -288,7 +290,7 @@ def train(args):
         _print_parameter_counts(_build_model(preset, args.seed))
         return 0
 
-    strategy, role = _make_strategy(args.strategy, run_dir)
+    strategy, role = _make_strategy(args.strategy, run_dir, quiet)
     multi_worker = bool(role.label)
     with _worker_losses_reported(run_dir, role) if multi_worker else contextlib.nullcontext():
         if role.chief:
@@ -312,22 +314,11 @@ def _worker_losses_reported(run_dir, role):
             tf.errors.DeadlineExceededError, tf.errors.InternalError) as e:
         if isinstance(e, tf.errors.InternalError) and "Collective" not in str(e):
             raise
-        detail = _peer_error(str(e)) or type(e).__name__
+        detail = clean_message(e) or type(e).__name__
         raise WorkerLost(
             f"{role.label}: lost contact with the other workers ({detail[:160]}); the "
             f"checkpoints in {run_dir} are kept: restart every worker with the same "
             "command to resume from the newest") from None
-
-
-def _peer_error(text):
-    """The useful words of a collective's failure: gRPC's message, else the first line."""
-    import re
-
-    found = re.search(r'"grpc_message":"([^"]+)"', text)
-    if found:
-        return found.group(1)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return re.sub(r"\{\{[^}]*\}\}\s*", "", lines[0])[:160] if lines else ""
 
 
 def _train_as_chief(run_dir, preset, args, strategy, role):
@@ -386,6 +377,7 @@ def _train_in(run_dir, preset, args, strategy, role):
     from alae_tf.data import make_dataset
     from alae_tf.distribute import is_multi_worker
     from alae_tf.precision import policy_scope
+    from alae_tf.runs import RunCheckpoint, held_out_images, record_config
     from alae_tf.training.callbacks import (
         CheckpointCallback,
         EpochLearningRate,
@@ -393,7 +385,6 @@ def _train_in(run_dir, preset, args, strategy, role):
         NonFiniteGuard,
         TimeBudget,
     )
-    from alae_tf.training.runs import RunCheckpoint, held_out_images, record_config
 
     # Checks the data settings before anything is written to the run directory.
     _, num_examples = make_dataset(
@@ -527,8 +518,10 @@ def _train_in(run_dir, preset, args, strategy, role):
 
 
 def main(argv=None):
+    verbose, strategy = early_flags(argv)
+    quiet = quiet_tensorflow(verbose, first_op=strategy != "multi_worker")
     args = build_parser().parse_args(argv)
-    return run_main("alae-train", lambda: train(args))
+    return run_main("alae-train", lambda: train(args, quiet))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
-from alae_tf.training.cli import UsageError, add_verbose_flag, run_main
+from alae_tf.cli import UsageError, add_verbose_flag, run_main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHIPPED_MODELS = os.path.join(HERE, "models")

@@ -24,10 +24,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alae_tf.data import DataError, make_dataset, short_reason
+from alae_tf.data import make_dataset
+from alae_tf.errors import DataError, UsageError, short_reason, write_error_reason
 from alae_tf.model import EMA_NETWORK_NAMES, NETWORK_NAMES, OPTIMIZER_NAMES
 from alae_tf.presets import Preset, build_model
-from alae_tf.training.cli import UsageError, write_error_reason
 
 CONFIG_NAME = "config.json"
 # Fields that may change when a run is resumed: the length of training only.

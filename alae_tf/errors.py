@@ -1,0 +1,79 @@
+"""The project's exceptions, and the one cleaner of TensorFlow's error text.
+
+Every application turns these exceptions into one line and an exit status
+(``alae_tf.cli.run_main``). TensorFlow's own errors carry graph debris around the sentence a user
+needs (``{{function_node ...}}`` prefixes, ``[Op:Name]`` suffixes, ``Detected at node`` traces,
+gRPC status dictionaries, the bracketed arguments of ``tf.debugging`` assertions);
+``clean_message`` keeps the sentence. This module imports nothing heavy, so that applications
+that never load TensorFlow (``alae-demo``) can use it.
+"""
+
+import re
+
+
+class UsageError(Exception):
+    """A bad flag value or a run directory that cannot be used; exit status 2."""
+
+
+class DataError(ValueError):
+    """Bad data or data settings. ``str(e)`` is one line naming the problem and what to do."""
+
+
+class DataWarning(UserWarning):
+    """Files of a data source that were skipped. ``str(w.message)`` is one line."""
+
+
+class TrainingDiverged(Exception):
+    """Training met a non-finite loss and stopped without saving; exit status 3."""
+
+
+class WorkerLost(Exception):
+    """A multi-worker run lost contact with another worker; exit status 4."""
+
+
+_DEBRIS = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
+
+
+def clean_message(error):
+    """The user-facing text of an exception (TensorFlow's or any other), on one line.
+
+    Drops ``{{function_node ...}}`` prefixes, ``[Op:Name]`` suffixes and what follows them,
+    graph traces, and for collective failures keeps gRPC's own message. A failed
+    ``tf.debugging.assert_*`` keeps its message and the values it printed, not its condition.
+    """
+    text = str(getattr(error, "message", None) or error)
+    grpc = re.search(r'"grpc_message":"([^"]+)"', text)
+    if grpc:
+        return grpc.group(1)
+    text = text.split("\n\t [[")[0]
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text)
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.strip().startswith(_DEBRIS)]
+    message = re.sub(r"\s*\[Op:[^\]]*\].*$", "", " ".join(lines))
+    if message.startswith("assertion failed: "):
+        # "[our message] [Condition x > 0 did not hold] [x = ] [0]": our message and its values.
+        groups = [g.strip() for g in re.findall(r"\[([^\[\]]*)\]", message) if g.strip()]
+        if len(groups) > 1 and groups[1].startswith("Condition"):
+            groups = groups[:1]
+        message = " ".join(groups)
+    return message
+
+
+def short_reason(error, with_type=True, limit=160):
+    """``clean_message`` cut to ``limit`` characters, prefixed with the exception's type by
+    default: the reason inside a one-line error such as "skipped damaged checkpoint (...)"."""
+    message = clean_message(error)
+    if not message:
+        return type(error).__name__
+    reason = f"{type(error).__name__}: {message}" if with_type else message
+    return reason if len(reason) <= limit else reason[:limit - 3] + "..."
+
+
+def write_error_reason(error):
+    """Why a write failed, in a few words: "No space left on device", "Permission denied".
+
+    Takes an OSError (its strerror) or a TensorFlow file error, whose message ends in
+    "...; No space left on device [Op:SaveV2]".
+    """
+    text = getattr(error, "strerror", None) or clean_message(error)
+    return text.strip().rsplit("; ", 1)[-1]
