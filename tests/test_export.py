@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from run_helpers import make_run as _make_run
 
 from alae_tf.export import cli as export_cli
 from alae_tf.export.rest import PredictError, ServedModel
@@ -27,18 +26,6 @@ BIN = Path(sys.executable).parent
 # Float32 outputs of the same graph in another process agree to rounding; 1e-5 leaves room
 # for the order of summation of threaded matmuls.
 TOLERANCE = 1e-5
-
-
-@pytest.fixture(scope="module")
-def exports(tmp_path_factory):
-    """{family: (run_dir, export base path OUT/NAME)} for an MLP and a StyleALAE run."""
-    root = tmp_path_factory.mktemp("exports")
-    made = {}
-    for family, preset in (("mlp", "mnist_mlp"), ("style", "mnist_style_small")):
-        run_dir = _make_run(root / f"run_{family}", preset)
-        assert export_cli.main([str(run_dir), str(root / "out"), "--name", family]) == 0
-        made[family] = (run_dir, root / "out" / family)
-    return made
 
 
 def _inputs(model, n=3, seed=0):

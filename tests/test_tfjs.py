@@ -9,41 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from run_helpers import make_run
-from tfjs_helpers import TINY_128, WEB_DEMO, full_resolution_model, graph_inputs, run_in_node
+from shared_fixtures import TFJS_MODELS
+from tfjs_helpers import WEB_DEMO, graph_inputs, run_in_node
 
 from alae_tf.data import load_embedded_mnist
 from alae_tf.export import cli as export_cli
-from alae_tf.export.tfjs import GRAPHS, export_tfjs, reference_outputs, unfuse_tensor_biases
+from alae_tf.export.tfjs import GRAPHS, reference_outputs, unfuse_tensor_biases
 
 BIN = Path(sys.executable).parent
 TOLERANCE = 1e-4
 # Largest |TF.js - Keras| allowed per output with quantized weights, measured on these models
 # (float16: about 1e-3 of a unit-range output; uint8: about 3-7% of it, the price of 4x less).
 QUANTIZED_TOLERANCE = {"float16": 0.01, "uint8": 0.15}
-# Full-resolution models whose graphs cover every op the exports use: the MLP; the 32 px
-# StyleALAE (nearest-upsampling broadcasts, blur, instance statistics, noise); a 128 px one
-# (the fused stride-2 transposed and strided convolutions used from 128 px up).
-MODELS = {
-    "mlp": ("mnist_mlp", {}),
-    "style": ("mnist_style_small", {}),
-    "style128": TINY_128,
-}
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """{key: (model, preset, export dir)}; key is a MODELS key or "mlp_float16"/"mlp_uint8"."""
-    root = tmp_path_factory.mktemp("tfjs")
-    made = {}
-    for key, (preset_name, overrides) in MODELS.items():
-        model, preset = full_resolution_model(preset_name, **overrides)
-        export_tfjs(model, preset, str(root / key))
-        made[key] = (model, preset, root / key)
-        if key == "mlp":
-            for quantize in QUANTIZED_TOLERANCE:
-                export_tfjs(model, preset, str(root / f"mlp_{quantize}"), quantize=quantize)
-                made[f"mlp_{quantize}"] = (model, preset, root / f"mlp_{quantize}")
-    return made
 
 
 def _manifest(export_dir):
@@ -74,7 +51,7 @@ def test_tfjs_graphs_in_node_match_keras(exported, key, tmp_path):
 
 def test_exported_graphs_have_no_tensor_bias_fusions(exported):
     """WASM's fused kernels take rank-1 biases only; the export splits the others."""
-    for key in MODELS:
+    for key in TFJS_MODELS:
         for graph in GRAPHS:
             spec = json.loads((exported[key][2] / graph / "model.json").read_text())
             weights = {w["name"] for g in spec["weightsManifest"] for w in g["weights"]}
