@@ -205,3 +205,43 @@ def test_face_crop_and_downsampling():
     assert small.shape == (2, 256, 256, 3)
     np.testing.assert_allclose(small[0, 0, 0], crop[0, :2, :2].mean(axis=(0, 1)))
     assert ppl.face_crop(images[:, :128, :128], celeba_style=True).shape[1:3] == (78, 78)
+
+
+def test_lpips_equals_the_lpips_package_on_the_same_weights(tmp_path):
+    """tests/data/lpips_reference.json: the lpips package's LPIPS(net='vgg') on these seeded
+    weights and image pairs (the real weights are downloads)."""
+    import json
+    from pathlib import Path
+
+    from lpips_weights import random_lpips_weights, reference_inputs
+
+    from alae_tf.lpips import LPIPS
+
+    path = tmp_path / "lpips_vgg.npz"
+    np.savez(path, **random_lpips_weights())
+    distance = LPIPS.from_file(str(path), batch_size=3)
+    a, b = reference_inputs()
+    reference = json.loads((Path(__file__).parent / "data" / "lpips_reference.json").read_text())
+    np.testing.assert_allclose(distance(a, b), reference["distances"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(distance(a, a), 0.0, atol=1e-7)
+    np.testing.assert_allclose(distance(b, a), distance(a, b), rtol=1e-5)
+
+
+def test_lpips_files_that_do_not_fit_are_one_line(tmp_path):
+    from lpips_weights import random_lpips_weights
+
+    from alae_tf.lpips import LPIPS
+
+    weights = random_lpips_weights()
+    del weights["lin4.model.1.weight"]
+    np.savez(tmp_path / "short.npz", **weights)
+    with pytest.raises(UsageError, match="lack 1 tensors"):
+        LPIPS.from_file(str(tmp_path / "short.npz"))
+    weights = random_lpips_weights()
+    weights["net.slice1.0.weight"] = weights["net.slice1.0.weight"][:32]
+    np.savez(tmp_path / "wrong.npz", **weights)
+    with pytest.raises(UsageError, match=r"net.slice1.0.weight has shape \(32, 3, 3, 3\)"):
+        LPIPS.from_file(str(tmp_path / "wrong.npz"))
+    (tmp_path / "junk.npz").write_text("junk")
+    with pytest.raises(UsageError, match="cannot read LPIPS weights"):
+        LPIPS.from_file(str(tmp_path / "junk.npz"))
