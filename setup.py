@@ -15,7 +15,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
-    packages=["alae_tf", "alae_tf.training", "alae_tf.export", "alae_tf.web_demo"],
+    packages=["alae_tf", "alae_tf.data", "alae_tf.training", "alae_tf.export",
+              "alae_tf.web_demo"],
     package_dir={
         "alae_tf": "alae_tf",
         "alae_tf.training": "training",

@@ -60,9 +60,11 @@ def clean_message(error):
 
 
 def short_reason(error, with_type=True, limit=160):
-    """``clean_message`` cut to ``limit`` characters, prefixed with the exception's type by
-    default: the reason inside a one-line error such as "skipped damaged checkpoint (...)"."""
-    message = clean_message(error)
+    """The first line of ``clean_message`` cut to ``limit`` characters, prefixed with the
+    exception's type by default: the reason inside a one-line error such as "skipped damaged
+    checkpoint (...)" (what follows a message's first line is detail: a traceback, a hint)."""
+    text = str(getattr(error, "message", None) or error).strip()
+    message = clean_message(text.splitlines()[0] if text else "")
     if not message:
         return type(error).__name__
     reason = f"{type(error).__name__}: {message}" if with_type else message

