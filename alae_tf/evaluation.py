@@ -1,10 +1,10 @@
 """Representation and sample-quality scores for MNIST, computed on numpy arrays.
 
-The representation scores are the paper's MNIST protocol (ALAE_SPEC.md section 4): features
+The representation scores are the paper's MNIST protocol (section 6.1): features
 from the encoder are scored with a 1-nearest-neighbour classifier (Euclidean) and a linear SVM
 (scikit-learn ``LinearSVC``, C in {0.02, 0.1}, max_iter 5000) trained on one split and tested
 on another. The classifier scores are this project's cheap proxy for sample quality on a
-2-core machine (the paper reports FID, ALAE_SPEC.md section 6): a small CNN trained on real
+2-core machine (the paper reports FID, which needs 50k images): a small CNN trained on real
 digits judges whether generations look like confident digits, whether all ten classes appear,
 and whether reconstructions keep the digit's identity.
 """
@@ -41,7 +41,7 @@ def nearest_neighbour_accuracy(train_x, train_y, test_x, test_y):
     Returns:
         The fraction of test points whose nearest training point has the same label.
 
-    Reference: ALAE_SPEC.md section 4 (representation evaluation).
+    Reference: ALAE paper section 6.1 (representation evaluation on MNIST).
     """
     train_x, test_x = _flatten(train_x), _flatten(test_x)
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
@@ -80,7 +80,7 @@ def linear_svm_accuracy(train_x, train_y, test_x, test_y, cs=(0.02, 0.1), max_it
         ``{"best": float, "by_c": {str(c): float}, "converged": {str(c): bool}}``; "best" is
         the highest test accuracy over ``cs``, as the paper reports it.
 
-    Reference: ALAE_SPEC.md section 4 (representation evaluation).
+    Reference: ALAE paper section 6.1 (representation evaluation on MNIST).
     """
     train_x, test_x = _flatten(train_x), _flatten(test_x)
     by_c, converged = {}, {}
@@ -109,7 +109,7 @@ def representation_scores(train_x, train_y, test_x, test_y, **svm_kwargs):
         ``{"knn1": float, "svm": float, "svm_by_c": {str(c): float},
         "svm_converged": {str(c): bool}}`` where "svm" is the best accuracy over C.
 
-    Reference: ALAE_SPEC.md section 4 (representation evaluation).
+    Reference: ALAE paper section 6.1 (representation evaluation on MNIST).
     """
     train_x, test_x = _flatten(train_x), _flatten(test_x)
     svm = linear_svm_accuracy(train_x, train_y, test_x, test_y, **svm_kwargs)
@@ -143,9 +143,10 @@ def pca_features(train_x, test_x, n_components=50, seed=0):
 def _digit_batch(images):
     """Returns float images as float32 ``[N, 28, 28, 1]`` clipped to [0, 1].
 
-    Generators overshoot (the MLP generator's output is linear, ALAE_SPEC.md section 4), and
-    clipping is what saving them as an image would do. Integer pixels are refused rather than
-    guessed at: uint8 digits clipped to [0, 1] would silently become binary images.
+    Generators overshoot (the MLP generator's output is linear: podgorskiy/ALAE branch
+    mnist_ref, net.py), and clipping is what saving them as an image would do. Integer pixels
+    are refused rather than guessed at: uint8 digits clipped to [0, 1] would silently become
+    binary images.
     """
     images = np.asarray(images)
     if np.issubdtype(images.dtype, np.integer):

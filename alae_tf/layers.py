@@ -1,9 +1,10 @@
 """Primitive layers shared by the ALAE networks.
 
-Equalized learning rate (Karras et al., "Progressive Growing of GANs", 2018; ALAE_SPEC.md
-section 3) lives entirely in the layer: the stored weight is drawn from N(0, 1 / lr_mul^2) and
-scaled at run time by ``gain * lr_mul / sqrt(fan_in)``, so a stock Keras Adam sees parameters of
-unit scale and the effective learning rate of a layer is ``lr * lr_mul``.
+Equalized learning rate (Karras et al., "Progressive Growing of GANs", 2018, section 4.1;
+podgorskiy/ALAE net.py) lives entirely in the layer: the stored weight is drawn from
+N(0, 1 / lr_mul^2) and scaled at run time by ``gain * lr_mul / sqrt(fan_in)``, so a stock Keras
+Adam sees parameters of unit scale and the effective learning rate of a layer is
+``lr * lr_mul``.
 """
 
 import math
@@ -70,7 +71,7 @@ class EqualizedDense(keras.layers.Layer):
         lr_mul: learning-rate multiplier of the layer (0.1 in the mapping networks).
         use_bias: add a bias.
 
-    Reference: ALAE_SPEC.md section 3; Karras et al. 2018, section 4.1.
+    Reference: Karras et al. 2018, section 4.1; podgorskiy/ALAE net.py (equalized layers).
     """
 
     def __init__(self, units, gain=SQRT2, lr_mul=1.0, use_bias=True, **kwargs):
@@ -114,7 +115,7 @@ class PixelNorm(keras.layers.Layer):
     Args:
         epsilon: added under the square root.
 
-    Reference: Karras et al. 2018, section 4.2; ALAE_SPEC.md section 1 (input of F).
+    Reference: Karras et al. 2018, section 4.2; podgorskiy/ALAE net.py, MappingF (input of F).
     """
 
     def __init__(self, epsilon=1e-8, **kwargs):

@@ -35,7 +35,8 @@ class MappingF(keras.Model):
         truncation_cutoff: slots that truncation pulls toward the average w (the first 8 in
             StyleGAN); ignored when ``num_styles`` is 0.
 
-    Reference: ALAE paper section 4; ALAE_SPEC.md sections 1, 2 (average w) and 5 (truncation).
+    Reference: ALAE paper section 4; podgorskiy/ALAE net.py, MappingF; model.py (average w
+    and truncation).
     """
 
     def __init__(self, latent_dim, num_layers, lr_mul=0.1, num_styles=0, w_avg_decay=0.995,
@@ -132,7 +133,7 @@ class MappingD(keras.Model):
         lr_mul: learning-rate multiplier (0.1).
         use_activations: put LeakyReLU 0.2 between the layers (off in the reference presets).
 
-    Reference: ALAE_SPEC.md section 1.
+    Reference: podgorskiy/ALAE net.py, MappingD.
     """
 
     def __init__(

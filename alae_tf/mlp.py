@@ -25,7 +25,7 @@ class MLPEncoder(keras.Model):
         image_shape: (H, W, C) of the input images.
         hidden_units: widths of the hidden layers ((1024, 1024)).
 
-    Reference: ALAE paper section 6.1 ("MNIST"); ALAE_SPEC.md section 4.
+    Reference: ALAE paper section 6.1 ("MNIST"); podgorskiy/ALAE branch mnist_ref, net.py.
     """
 
     def __init__(self, latent_dim, image_shape=(28, 28, 1), hidden_units=(1024, 1024), **kwargs):
@@ -86,7 +86,7 @@ class MLPGenerator(keras.Model):
         hidden_units: widths of the hidden layers ((1024, 1024)).
         output_activation: "linear" (the reference), "sigmoid" or "tanh".
 
-    Reference: ALAE paper section 6.1; ALAE_SPEC.md section 4.
+    Reference: ALAE paper section 6.1; podgorskiy/ALAE branch mnist_ref, net.py.
     """
 
     def __init__(self, latent_dim, image_shape=(28, 28, 1), hidden_units=(1024, 1024),

@@ -8,7 +8,8 @@ size and learning rate, and starts with fresh optimizer state.
 
 An MLP-ALAE is the one-level case: lod 0 for every epoch, alpha always 1.
 
-Reference: ALAE_SPEC.md section 5 ("Progressive growing"); the reference's lod_driver.py.
+Reference: podgorskiy/ALAE lod_driver.py (LODDriver) and train_alae.py (per-level batch
+sizes and learning rates from the config).
 """
 
 import dataclasses

@@ -10,7 +10,8 @@ trace); ``alpha`` may be a tensor.
 Layer names follow the resolution, so checkpoint keys read like
 ``generator/block_16x16/conv1/kernel`` and ``encoder/block_8x8/style0/kernel``.
 
-Reference: ALAE paper section 5 (StyleALAE) and ALAE_SPEC.md section 5.
+Reference: ALAE paper section 5 (StyleALAE); podgorskiy/ALAE net.py (generator and
+EncoderDefault).
 """
 
 import math
@@ -78,7 +79,7 @@ class GeneratorBlock(keras.layers.Layer):
         image_channels: channels of the ToRGB output.
         latent_dim: size of w.
 
-    Reference: ALAE_SPEC.md section 5; Karras et al. 2019 (StyleGAN), Figure 1.
+    Reference: podgorskiy/ALAE net.py (generator blocks); Karras et al. 2019 (StyleGAN), Figure 1.
     """
 
     def __init__(self, side, in_channels, filters, image_channels, latent_dim, **kwargs):
@@ -164,7 +165,7 @@ class EncoderBlock(keras.layers.Layer):
         latent_dim: size of w.
 
     Reference: ALAE paper section 5 (the encoder's "multilinear map" of styles);
-    ALAE_SPEC.md section 5.
+    podgorskiy/ALAE net.py, EncoderDefault.
     """
 
     def __init__(self, side, in_channels, out_channels, image_channels, latent_dim, **kwargs):
@@ -278,7 +279,7 @@ class StyleGenerator(_StyleLadder):
         startf: channels of the last (largest) block; doubles toward the start.
         maxf: channel cap.
 
-    Reference: ALAE_SPEC.md section 5; Karras et al. 2019 (StyleGAN).
+    Reference: podgorskiy/ALAE net.py (generator); Karras et al. 2019 (StyleGAN).
     """
 
     def __init__(self, resolution, channels, latent_dim, startf=32, maxf=256, **kwargs):
@@ -333,7 +334,7 @@ class StyleEncoder(_StyleLadder):
         maxf: channel cap.
 
     Reference: ALAE paper section 5 (the encoder's "multilinear map" of styles);
-    ALAE_SPEC.md section 5.
+    podgorskiy/ALAE net.py, EncoderDefault.
     """
 
     def __init__(self, resolution, channels, latent_dim, startf=32, maxf=256, **kwargs):

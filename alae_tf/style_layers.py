@@ -1,4 +1,4 @@
-"""Primitive layers of the StyleALAE generator and encoder (ALAE_SPEC.md section 5).
+"""Primitive layers of the StyleALAE generator and encoder (podgorskiy/ALAE net.py).
 
 Convolutions use the equalized learning rate of ``alae_tf.layers``: the stored kernel is drawn
 from N(0, 1 / lr_mul^2) and scaled at run time by ``gain * lr_mul / sqrt(fan_in)``. Kernels are
@@ -80,7 +80,7 @@ class EqualizedConv2D(keras.layers.Layer):
         lr_mul: learning-rate multiplier of the layer.
         use_bias: add a bias.
 
-    Reference: ALAE_SPEC.md sections 3 and 5; Karras et al. 2018, section 4.1.
+    Reference: Karras et al. 2018, section 4.1; podgorskiy/ALAE net.py (equalized convs).
     """
 
     def __init__(
@@ -191,7 +191,7 @@ class FusedUpsampleConv2D(_FusedConv3x3):
         lr_mul: learning-rate multiplier of the layer.
         use_bias: add a bias.
 
-    Reference: ALAE_SPEC.md section 5 (upsampling at 128 px and above); Karras et al. 2019
+    Reference: podgorskiy/ALAE net.py (upsampling at 128 px and above); Karras et al. 2019
     (StyleGAN), fused upscale2d_conv2d.
     """
 
@@ -231,8 +231,8 @@ class FusedDownsampleConv2D(_FusedConv3x3):
         lr_mul: learning-rate multiplier of the layer.
         use_bias: add a bias.
 
-    Reference: ALAE_SPEC.md section 5 (encoder downsampling at 128 px and above); Karras et al.
-    2019 (StyleGAN), fused conv2d_downscale2d.
+    Reference: podgorskiy/ALAE net.py, EncoderDefault (downsampling at 128 px and above);
+    Karras et al. 2019 (StyleGAN), fused conv2d_downscale2d.
     """
 
     def call(self, x):
@@ -256,7 +256,7 @@ class Blur(keras.layers.Layer):
     y = x * ([1, 2, 1]^T [1, 2, 1] / 16), depthwise, zero 'same' padding (so the border pixels
     lose the mass that falls outside the image, as in the reference). No weights.
 
-    Reference: ALAE_SPEC.md section 5; Karras et al. 2019 (StyleGAN), section 2, after Zhang,
+    Reference: podgorskiy/ALAE net.py (blur); Karras et al. 2019 (StyleGAN), section 2, after Zhang,
     "Making Convolutional Networks Shift-Invariant Again", 2019.
     """
 
@@ -282,7 +282,8 @@ class LearnedConstant(keras.layers.Layer):
         channels: channels C of the constant.
         size: its height and width.
 
-    Reference: ALAE_SPEC.md section 5; Karras et al. 2019 (StyleGAN), section 2.
+    Reference: podgorskiy/ALAE net.py (learned constant input); Karras et al. 2019
+    (StyleGAN), section 2.
     """
 
     def __init__(self, channels, size=4, **kwargs):
@@ -321,7 +322,7 @@ class NoiseInjection(keras.layers.Layer):
     tf.random.normal, which converts to TF.js (seeded Keras generators do not). A training
     step that owns its randomness, and exported endpoints, pass ``noise`` explicitly.
 
-    Reference: ALAE_SPEC.md section 5; Karras et al. 2019 (StyleGAN), section 3.2.
+    Reference: podgorskiy/ALAE net.py (per-pixel noise); Karras et al. 2019 (StyleGAN), section 3.2.
     """
 
     def build(self, input_shape):
@@ -352,8 +353,9 @@ class StyleModulation(keras.layers.Layer):
         channels: channels C of x.
         epsilon: added to the variance of the instance norm.
 
-    Reference: ALAE_SPEC.md section 5; Huang and Belongie, "Arbitrary Style Transfer in
-    Real-time with Adaptive Instance Normalization", 2017; Karras et al. 2019, section 2.
+    Reference: podgorskiy/ALAE net.py (style modulation); Huang and Belongie, "Arbitrary
+    Style Transfer in Real-time with Adaptive Instance Normalization", 2017; Karras et al.
+    2019, section 2.
     """
 
     def __init__(self, channels, epsilon=1e-8, **kwargs):
@@ -392,7 +394,7 @@ class InstanceStatistics(keras.layers.Layer):
         epsilon: added to the variance.
 
     Reference: Pidhorskyi et al., "Adversarial Latent Autoencoders", 2020, section 5
-    (StyleALAE encoder); ALAE_SPEC.md section 5.
+    (StyleALAE encoder); podgorskiy/ALAE net.py, EncoderDefault.
     """
 
     def __init__(self, epsilon=1e-8, **kwargs):
@@ -419,7 +421,7 @@ class InstanceStatistics(keras.layers.Layer):
 class Upsample2x(keras.layers.Layer):
     """Nearest-neighbour upsampling by 2: [N, H, W, C] -> [N, 2H, 2W, C].
 
-    Reference: ALAE_SPEC.md section 5 (generator below 128 px, progressive-growing fade-in).
+    Reference: podgorskiy/ALAE net.py (generator below 128 px, progressive-growing fade-in).
     """
 
     def call(self, x):
@@ -444,7 +446,7 @@ class Upsample2x(keras.layers.Layer):
 class Downsample2x(keras.layers.Layer):
     """2x2 average pooling with stride 2: [N, H, W, C] -> [N, H/2, W/2, C].
 
-    Reference: ALAE_SPEC.md section 5 (encoder below 128 px, real-image blending).
+    Reference: podgorskiy/ALAE net.py (encoder below 128 px) and model.py (real-image blending).
     """
 
     def call(self, x):
@@ -469,7 +471,7 @@ class Bias(keras.layers.Layer):
     Args:
         lr_mul: learning-rate multiplier of the bias.
 
-    Reference: ALAE_SPEC.md section 5 ("noise -> bias -> LeakyReLU").
+    Reference: podgorskiy/ALAE net.py (each half block: noise -> bias -> LeakyReLU).
     """
 
     def __init__(self, lr_mul=1.0, **kwargs):

@@ -62,7 +62,8 @@ def test_networks_follow_the_keras_contract(network, input_shape, output_shape, 
 
 
 def test_reference_mnist_network_sizes():
-    # ALAE_SPEC.md section 4: E 784-1024-1024-50, G 50-1024-1024-784, F 6 x 50-50, D 3 x 50-50.
+    # Paper section 6.1; podgorskiy/ALAE branch mnist_ref, net.py: E 784-1024-1024-50,
+    # G 50-1024-1024-784, F 6 x 50-50, D 3 x 50-50.
     encoder, generator = MLPEncoder(50), MLPGenerator(50)
     mapping_f, mapping_d = MappingF(50, 6), MappingD(50, 3)
     for net in (encoder, generator, mapping_f, mapping_d):
