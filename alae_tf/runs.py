@@ -15,6 +15,7 @@ then points the ``checkpoint`` index at it, so a process killed mid-save leaves 
 checkpoint as the latest.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -30,13 +31,72 @@ from alae_tf.model import EMA_NETWORK_NAMES, NETWORK_NAMES, OPTIMIZER_NAMES
 from alae_tf.presets import Preset, build_model
 
 CONFIG_NAME = "config.json"
-# Fields that may change when a run is resumed: the length of training only.
 # Fields a resumed run may change: how long to train, how many checkpoints to keep, and the
 # image-size limit of a folder source.
-# Settings added after runs were first recorded, with the value those older runs used.
-SETTING_DEFAULTS = {"precision": "float32"}
 RESUMABLE_FIELDS = ("epochs", "keep_checkpoints", "max_image_pixels")
 PROGRESS_NAME = "progress.json"
+DEFAULT_KEEP_CHECKPOINTS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Everything a training run is asked to do, resolved once from flags, the recorded config
+    and the preset. ``config.json`` records the preset and the fields up to ``precision``; the
+    others belong to one invocation.
+
+    Args:
+        preset: the ``Preset``, with flag overrides applied.
+        seed: seed of weights, data order and training noise.
+        steps_per_epoch: training steps per epoch; None is one pass over the data.
+        keep_checkpoints: newest checkpoints kept; 0 keeps every one.
+        precision: compute precision (``alae_tf.precision.PRECISIONS``); runs recorded
+            before it existed trained in float32.
+        run_dir: the run directory.
+        jit_compile: compile the training step with XLA.
+        strategy: tf.distribute strategy name: default, mirrored or multi_worker.
+        checkpoint_every: epochs between checkpoints.
+        grid_every: epochs between image grids.
+        time_budget: minutes of training after which the run stops at an epoch end, or None.
+        verbose: Keras fit() verbosity (0, 1 or 2).
+    """
+
+    preset: Preset
+    seed: int = 0
+    steps_per_epoch: int | None = None
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
+    precision: str = "float32"
+    run_dir: str = ""
+    jit_compile: bool = False
+    strategy: str = "default"
+    checkpoint_every: int = 1
+    grid_every: int = 5
+    time_budget: float | None = None
+    verbose: int = 2
+
+    def recorded(self):
+        """The ``settings`` section of config.json."""
+        return {"seed": self.seed, "steps_per_epoch": self.steps_per_epoch,
+                "keep_checkpoints": self.keep_checkpoints, "precision": self.precision}
+
+    def check_resumes(self, recorded):
+        """Checks that these settings resume the run ``recorded`` (its ``RunSettings``): the
+        same preset and settings, except the ``RESUMABLE_FIELDS``.
+
+        Raises:
+            UsageError: naming the first field that differs.
+        """
+        old = {"preset": recorded.preset.to_dict(), "settings": recorded.recorded()}
+        new = {"preset": self.preset.to_dict(), "settings": self.recorded()}
+        for section in ("preset", "settings"):
+            for key in sorted(set(old[section]) | set(new[section])):
+                if key in RESUMABLE_FIELDS:
+                    continue
+                before = json.loads(json.dumps(old[section].get(key)))
+                after = json.loads(json.dumps(new[section].get(key)))
+                if before != after:
+                    raise UsageError(
+                        f"{self.run_dir!r} holds a run with {key}={before!r}, not {after!r}; "
+                        "re-run with the same settings to resume, or pick a new --run-dir")
 
 
 def write_json_atomic(path, payload):
@@ -51,7 +111,8 @@ def write_json_atomic(path, payload):
 
 
 def read_config(run_dir):
-    """Returns (preset, settings) recorded in ``run_dir``.
+    """The ``RunSettings`` recorded in ``run_dir`` (the fields config.json holds; settings
+    an older run did not record take the values it ran with).
 
     Raises:
         UsageError: no run there, or an unreadable config.
@@ -65,43 +126,26 @@ def read_config(run_dir):
             payload = json.load(f)
         preset = Preset(**{k: tuple(v) if isinstance(v, list) else v
                            for k, v in payload["preset"].items()})
+        return RunSettings(preset, run_dir=run_dir, **payload.get("settings", {}))
     except (ValueError, KeyError, TypeError) as e:
         raise UsageError(f"cannot read {path} ({e}); it was not written by alae-train") from None
-    return preset, payload.get("settings", {})
 
 
-def record_config(run_dir, preset, settings, write=True):
-    """Writes config.json for a new run, or checks that a resumed run asks for the same one.
+def recorded_run(run_dir):
+    """The ``RunSettings`` that bind a resumed run in ``run_dir``, or None: a directory
+    without config.json, or whose first attempt failed before a checkpoint, binds nothing."""
+    if not os.path.isfile(os.path.join(run_dir, CONFIG_NAME)) or not has_checkpoints(run_dir):
+        return None
+    return read_config(run_dir)
 
-    With ``write=False`` it only checks. The preset's name is compared first, then every
-    field by name.
 
-    Raises:
-        UsageError: ``run_dir`` holds a run with a different configuration.
+def record_config(settings):
+    """Writes ``settings.run_dir``/config.json: the preset and the recorded settings.
+
+    Check a resumed run first with ``RunSettings.check_resumes``.
     """
-    path = os.path.join(run_dir, CONFIG_NAME)
-    new = {"preset": preset.to_dict(), "settings": settings}
-    compared = {"preset": preset.to_dict(), "settings": {**SETTING_DEFAULTS, **settings}}
-    # A run that never wrote a checkpoint (a first attempt that failed) binds nothing.
-    if os.path.isfile(path) and has_checkpoints(run_dir):
-        old_preset, old_settings = read_config(run_dir)
-        old = {"preset": old_preset.to_dict(), "settings": {**SETTING_DEFAULTS, **old_settings}}
-        if old_preset.name != preset.name:
-            raise UsageError(f"{run_dir!r} holds a {old_preset.name} run, not {preset.name}; "
-                             "resume it with its own preset, or pick a new --run-dir")
-        for section in ("preset", "settings"):
-            for key in sorted(set(old[section]) | set(compared[section])):
-                if key in RESUMABLE_FIELDS:
-                    continue
-                before = json.loads(json.dumps(old[section].get(key)))
-                after = json.loads(json.dumps(compared[section].get(key)))
-                if before != after:
-                    raise UsageError(
-                        f"{run_dir!r} holds a run with {key}={before!r}, not {after!r}; "
-                        "re-run with the same settings to resume, or pick a new --run-dir"
-                    )
-    if write:
-        write_json_atomic(path, new)
+    write_json_atomic(os.path.join(settings.run_dir, CONFIG_NAME),
+                      {"preset": settings.preset.to_dict(), "settings": settings.recorded()})
 
 
 def has_checkpoints(run_dir):
@@ -347,13 +391,14 @@ def named_variables(model):
 def load_trained_model(run_dir):
     """Rebuilds the model of ``run_dir`` and restores its latest checkpoint (for eval/sampling).
 
-    Returns (model, preset, settings, epoch).
+    Returns (model, preset, settings, epoch), ``settings`` the recorded ``RunSettings``.
 
     Raises:
         UsageError: not a run directory, or no checkpoint yet.
     """
-    preset, settings = read_config(run_dir)
-    model = build_model(preset, seed=settings.get("seed", 0))
+    settings = read_config(run_dir)
+    preset = settings.preset
+    model = build_model(preset, seed=settings.seed)
     checkpoint = RunCheckpoint(model, run_dir)
     if not checkpoint.candidates():
         raise UsageError(f"{run_dir!r} has no checkpoint yet; train at least one epoch first")

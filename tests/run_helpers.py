@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from alae_tf.presets import build_model, get_preset
-from alae_tf.runs import RunCheckpoint, record_config
+from alae_tf.runs import RunCheckpoint, RunSettings, record_config
 
 
 def make_run(run_dir, preset_name, steps=2, **overrides):
@@ -21,6 +21,6 @@ def make_run(run_dir, preset_name, steps=2, **overrides):
     model.fit(tf.data.Dataset.from_tensors(images).repeat(), epochs=1, steps_per_epoch=steps,
               verbose=0)
     os.makedirs(run_dir, exist_ok=True)
-    record_config(str(run_dir), preset, {"seed": 0, "steps_per_epoch": steps})
+    record_config(RunSettings(preset, run_dir=str(run_dir), steps_per_epoch=steps))
     RunCheckpoint(model, str(run_dir)).save(1)
     return run_dir

@@ -2,11 +2,13 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -108,14 +110,46 @@ def test_dry_run_prints_parameter_counts(capsys):
     assert "encoder" in out and "1,904,690" in out  # 784*1024+1024 + 1024^2+1024 + 1024*50+50
 
 
+def test_overall_progress_is_epoch_k_of_n_with_the_time_left_across_levels(capsys,
+                                                                            monkeypatch):
+    from alae_tf.training import callbacks
+
+    now = [0.0]
+    monkeypatch.setattr(callbacks, "time", SimpleNamespace(time=lambda: now[0]))
+    progress = callbacks.OverallProgress(150, start=0.0)
+
+    def epochs(first, count, seconds):
+        for epoch in range(first, first + count):
+            progress.on_epoch_begin(epoch)
+            now[0] += seconds
+            progress.on_epoch_end(epoch)
+
+    progress.on_train_begin()
+    epochs(0, 12, 80 / 12)  # 1m20s for 12 epochs: 138 more at 6.7 s are about 15m
+    progress.on_train_begin()  # the next level's fit(): its own, slower epochs
+    epochs(12, 1, 20.0)
+    epochs(13, 137, 0.25)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "epoch 1/150, 7s elapsed, about 17m left"
+    assert lines[11] == "epoch 12/150, 1m20s elapsed, about 15m left"
+    assert lines[12] == "epoch 13/150, 1m40s elapsed, about 46m left"
+    assert lines[-1] == "epoch 150/150, 2m14s elapsed"
+    assert callbacks.format_duration(3 * 3600 + 125) == "3h02m"
+
+
 @pytest.mark.slow
-def test_train_eval_sample_end_to_end(tmp_path):
+def test_train_eval_sample_end_to_end(tmp_path, capsys):
+    # The console script itself once; the other commands in-process.
     run_dir = tmp_path / "run"
     result = _run([_script("alae-train"), "--epochs", "2", "--run-dir", str(run_dir), *TINY])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "done: epoch 2, step 6" in result.stdout
+    assert re.search(r"^epoch 1/2, \d+s elapsed, about \d+s left$", result.stdout, re.M)
+    assert re.search(r"^epoch 2/2, \d+s elapsed$", result.stdout, re.M)
     config = json.loads((run_dir / "config.json").read_text())
     assert config["preset"]["name"] == "mnist_mlp" and config["preset"]["batch_size"] == 16
+    assert sorted(config["settings"]) == ["keep_checkpoints", "precision", "seed",
+                                          "steps_per_epoch"]
     assert (run_dir / "model.keras").exists()
     assert _checkpointed_epochs(run_dir) == 2
     assert list((run_dir / "logs").rglob("events.out.tfevents*"))
@@ -123,12 +157,12 @@ def test_train_eval_sample_end_to_end(tmp_path):
     assert grid.size == (8 * 30 + 2, 8 * 30 + 2)
 
     # Same command again: already done, nothing to do, exit 0.
-    again = _run([_script("alae-train"), "--epochs", "2", "--run-dir", str(run_dir), *TINY])
-    assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert train.main(["--epochs", "2", "--run-dir", str(run_dir), *TINY]) == 0
+    assert "nothing to do" in capsys.readouterr().out
 
-    result = _run([_script("alae-eval"), str(run_dir), "--max-train", "600",
-                   "--num-samples", "200", "--classifier-epochs", "2"])
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert evaluate.main([str(run_dir), "--max-train", "600", "--num-samples", "200",
+                          "--classifier-epochs", "2"]) == 0
+    assert "1-NN" in capsys.readouterr().out
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["step"] == 6 and metrics["num_test"] == 2004
     for name in ("w/ema", "w/raw", "features/ema", "features/raw", "pixels", "pca50"):
@@ -138,27 +172,25 @@ def test_train_eval_sample_end_to_end(tmp_path):
     assert metrics["representation"]["pixels"]["knn1"] > 0.8
     assert metrics["reconstruction_mse"] > 0
     assert 0.0 <= metrics["samples"]["confident_fraction"] <= 1.0
-    assert "1-NN" in result.stdout
 
-    result = _run([_script("alae-sample"), str(run_dir), "--mix"])
-    assert result.returncode == 2 and "needs a StyleALAE model" in result.stderr
+    assert sample.main([str(run_dir), "--mix"]) == 2
+    assert "needs a StyleALAE model" in capsys.readouterr().err
 
     out_dir = tmp_path / "grids"
-    result = _run([_script("alae-sample"), str(run_dir), "--num", "16", "--out-dir",
-                   str(out_dir), "--truncation-psi", "0.7"])
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert sample.main([str(run_dir), "--num", "16", "--out-dir", str(out_dir),
+                        "--truncation-psi", "0.7"]) == 0
     for name in ("samples", "reconstructions", "interpolations"):
         image = np.asarray(Image.open(out_dir / f"{name}.png"))
         assert image.ndim >= 2 and image.std() > 0
 
 
 @pytest.mark.slow
-def test_resume_after_kill_9_continues_the_step_counter(tmp_path):
+def test_resume_after_kill_9_continues_the_step_counter(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    command = [_script("alae-train"), "--epochs", "12", "--run-dir", str(run_dir), *TINY]
+    argv = ["--epochs", "12", "--run-dir", str(run_dir), *TINY]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=env)
+    process = subprocess.Popen([_script("alae-train"), *argv], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 300
     while _checkpointed_epochs(run_dir) < 2 and time.time() < deadline:
         if process.poll() is not None:
@@ -169,24 +201,26 @@ def test_resume_after_kill_9_continues_the_step_counter(tmp_path):
     killed_at = _checkpointed_epochs(run_dir)
     assert 2 <= killed_at < 12
 
-    result = _run(command)
-    assert result.returncode == 0, result.stderr[-3000:]
-    resumed_line = next(ln for ln in result.stdout.splitlines() if ln.startswith("resuming"))
+    assert train.main(argv) == 0  # the same command, in-process
+    out = capsys.readouterr().out
+    resumed_line = next(ln for ln in out.splitlines() if ln.startswith("resuming"))
     resumed_epoch = int(resumed_line.split("from epoch ")[1].split()[0])
     assert resumed_epoch >= killed_at  # nothing checkpointed was lost
     assert f"step {resumed_epoch * 3})" in resumed_line
-    assert "done: epoch 12, step 36" in result.stdout
+    assert "done: epoch 12, step 36" in out
+    # Overall progress counts the run's epochs, not this process's.
+    assert f"\nepoch {resumed_epoch + 1}/12, " in out
 
 
 @pytest.mark.slow
 def test_same_seed_gives_the_same_weights(tmp_path):
+    from alae_tf.runs import load_trained_model
+
     weights = []
     for name in ("a", "b"):
         run_dir = tmp_path / name
         assert train.main(["--epochs", "1", "--run-dir", str(run_dir), "--seed", "5",
                            *TINY]) == 0
-        from alae_tf.runs import load_trained_model
-
         model = load_trained_model(str(run_dir))[0]
         weights.append([w.numpy() for w in model.weights])
     for a, b in zip(*weights, strict=True):
@@ -195,56 +229,56 @@ def test_same_seed_gives_the_same_weights(tmp_path):
 
 def test_resuming_with_other_settings_is_refused(capsys, tmp_path):
     from alae_tf.presets import get_preset
-    from alae_tf.runs import record_config
+    from alae_tf.runs import RunSettings, record_config
 
     run_dir = str(tmp_path)
-    record_config(run_dir, get_preset("mnist_mlp"), {"seed": 0, "steps_per_epoch": 3})
+    record_config(RunSettings(get_preset("mnist_mlp"), run_dir=run_dir, steps_per_epoch=3))
     (tmp_path / "checkpoints").mkdir()  # a run with a checkpoint binds its settings
     (tmp_path / "checkpoints" / "ckpt-1.index").write_bytes(b"")
+    before = (tmp_path / "config.json").read_text()
     code = train.main(["--run-dir", run_dir, "--learning-rate", "0.01", "--steps-per-epoch", "3"])
     assert code == 2
     err = capsys.readouterr().err
     assert "learning_rate" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "config.json").read_text() == before
 
 
 @pytest.mark.slow
-def test_style_preset_grows_then_evaluates_and_samples(tmp_path):
+def test_style_preset_grows_then_evaluates_and_samples(tmp_path, capsys):
     run_dir = tmp_path / "style"
-    command = [_script("alae-train"), "--preset", "mnist_style_small", "--steps-per-epoch", "2",
-               "--batch-size", "8", "--grid-every", "5", "--verbose", "2", "--run-dir",
-               str(run_dir)]
+    command = ["--preset", "mnist_style_small", "--steps-per-epoch", "2", "--batch-size", "8",
+               "--grid-every", "5", "--verbose", "2", "--run-dir", str(run_dir)]
     # mnist_style_small moves up a level every 4 epochs: epoch 5 fades in 8 px.
-    result = _run([*command, "--epochs", "5"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "level 0 (4 px), epochs 1..4" in result.stdout
-    assert "level 1 (8 px), epochs 5..5" in result.stdout
+    assert train.main([*command, "--epochs", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "level 0 (4 px), epochs 1..4" in out
+    assert "level 1 (8 px), epochs 5..5" in out
+    assert "\nepoch 4/5, " in out and "\nepoch 5/5, " in out  # one count across the levels
     grid = Image.open(run_dir / "samples" / "epoch_0005_samples.png")
     assert grid.size == (8 * 10 + 2, 8 * 10 + 2)  # 8 px images at level 1
 
-    result = _run([_script("alae-eval"), str(run_dir)])
-    assert result.returncode == 2 and "level of detail 1 of 3" in result.stderr
+    assert evaluate.main([str(run_dir)]) == 2
+    assert "level of detail 1 of 3" in capsys.readouterr().err
 
     # Resume up to the full 32 px level, then evaluate and sample.
-    result = _run([*command, "--epochs", "13"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "level 3 (32 px), epochs 13..13" in result.stdout
-    result = _run([_script("alae-eval"), str(run_dir), "--max-train", "300",
-                   "--num-samples", "100", "--classifier-epochs", "1"])
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert train.main([*command, "--epochs", "13"]) == 0
+    assert "level 3 (32 px), epochs 13..13" in capsys.readouterr().out
+    assert evaluate.main([str(run_dir), "--max-train", "300", "--num-samples", "100",
+                          "--classifier-epochs", "1"]) == 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["step"] == 26 and 0.0 <= metrics["representation"]["w/raw"]["knn1"] <= 1.0
-    result = _run([_script("alae-sample"), str(run_dir), "--num", "8", "--mix",
-                   "--direction", "mnist:3", "mnist:8"])
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert sample.main([str(run_dir), "--num", "8", "--mix", "--direction", "mnist:3",
+                        "mnist:8"]) == 0
     assert Image.open(run_dir / "samples" / "interpolations.png").size[1] == 8 * 34 + 2
     assert Image.open(run_dir / "samples" / "mixing.png").size == (7 * 34 + 2, 7 * 34 + 2)
     assert Image.open(run_dir / "samples" / "direction.png").size == (8 * 34 + 2, 8 * 34 + 2)
-    result = _run([_script("alae-sample"), str(run_dir), "--direction", "mnist:x", "mnist:8"])
-    assert result.returncode == 2 and "mnist:0 .. mnist:9" in result.stderr
+    capsys.readouterr()
+    assert sample.main([str(run_dir), "--direction", "mnist:x", "mnist:8"]) == 2
+    assert "mnist:0 .. mnist:9" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_celeba_hq256_trains_on_a_folder_of_rgb_images(tmp_path):
+def test_celeba_hq256_trains_on_a_folder_of_rgb_images(tmp_path, capsys):
     rng = np.random.default_rng(0)
     folder = tmp_path / "faces" / "nested"
     folder.mkdir(parents=True)
@@ -252,9 +286,9 @@ def test_celeba_hq256_trains_on_a_folder_of_rgb_images(tmp_path):
         pixels = rng.integers(0, 256, size=(40 + i, 48, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / f"face_{i}.png")
     run_dir = tmp_path / "run"
-    result = _run([_script("alae-train"), "--preset", "celeba_hq256", "--dataset",
-                   f"folder:{tmp_path / 'faces'}", "--epochs", "1", "--steps-per-epoch", "2",
-                   "--batch-size", "2", "--verbose", "2", "--run-dir", str(run_dir)])
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "done: epoch 1, step 2" in result.stdout
-    assert "level 0 (4 px)" in result.stdout
+    assert train.main(["--preset", "celeba_hq256", "--dataset", f"folder:{tmp_path / 'faces'}",
+                       "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
+                       "--verbose", "2", "--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "done: epoch 1, step 2" in out
+    assert "level 0 (4 px)" in out

@@ -3,8 +3,6 @@ alae-eval --all-checkpoints (curves.json, curves.png, TensorBoard scalars)."""
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,16 +10,11 @@ import tensorflow as tf
 from PIL import Image
 
 from alae_tf.runs import ProgressLog
+from alae_tf.training import evaluate, train
 
-BIN = Path(sys.executable).parent
 TINY = ["--preset", "mnist_mlp", "--batch-size", "16", "--steps-per-epoch", "3",
         "--grid-every", "100", "--verbose", "2"]
 EVAL = ["--max-train", "600", "--num-samples", "200", "--classifier-epochs", "1"]
-
-
-def _cli(*args):
-    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
 def test_progress_log_records_and_replaces_a_later_life(tmp_path):
@@ -48,14 +41,12 @@ def _scalars(log_dir):
 
 
 @pytest.mark.slow
-def test_all_checkpoints_are_kept_recorded_and_scored(tmp_path):
+def test_all_checkpoints_are_kept_recorded_and_scored(tmp_path, capsys):
     run = tmp_path / "run"
-    result = _cli("alae-train", *TINY, "--epochs", "3", "--keep-checkpoints", "0",
-                  "--run-dir", str(run))
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert train.main([*TINY, "--epochs", "3", "--keep-checkpoints", "0",
+                       "--run-dir", str(run)]) == 0
     # Resumed without the flag: the run's own setting still keeps every checkpoint.
-    result = _cli("alae-train", *TINY, "--epochs", "5", "--run-dir", str(run))
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert train.main([*TINY, "--epochs", "5", "--run-dir", str(run)]) == 0
     assert json.loads((run / "config.json").read_text())["settings"]["keep_checkpoints"] == 0
     checkpoints = run / "checkpoints"
     assert sorted(p.name for p in checkpoints.glob("ckpt-*.index")) == [
@@ -68,10 +59,9 @@ def test_all_checkpoints_are_kept_recorded_and_scored(tmp_path):
 
     data = checkpoints / "ckpt-2.data-00000-of-00001"
     data.write_bytes(data.read_bytes()[:100])
-    result = _cli("alae-eval", str(run), "--all-checkpoints", *EVAL)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "warning: skipped damaged checkpoint ckpt-2 (" in result.stderr
-    assert "Traceback" not in result.stderr
+    capsys.readouterr()
+    assert evaluate.main([str(run), "--all-checkpoints", *EVAL]) == 0
+    assert "warning: skipped damaged checkpoint ckpt-2 (" in capsys.readouterr().err
     curves = json.loads((run / "curves.json").read_text())
     points = curves["points"]
     assert [p["epoch"] for p in points] == [1, 3, 4, 5]
@@ -91,8 +81,7 @@ def test_all_checkpoints_are_kept_recorded_and_scored(tmp_path):
         [p["reconstruction_mse"] for p in points])
 
     # The last point is what plain alae-eval gives for the newest checkpoint.
-    result = _cli("alae-eval", str(run), *EVAL)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert evaluate.main([str(run), *EVAL]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epoch"] == 5
     assert metrics["representation"]["w/ema"]["knn1"] == pytest.approx(points[-1]["w_ema_knn1"])
@@ -101,20 +90,18 @@ def test_all_checkpoints_are_kept_recorded_and_scored(tmp_path):
                                                           rel=1e-5)
 
 
-def test_all_checkpoints_refuses_runs_it_cannot_score(tmp_path):
+def test_all_checkpoints_refuses_runs_it_cannot_score(tmp_path, capsys):
     from run_helpers import make_run
 
     from alae_tf.presets import get_preset
-    from alae_tf.runs import record_config
+    from alae_tf.runs import RunSettings, record_config
 
     colour = make_run(tmp_path / "colour", "mnist_mlp", channels=3)
-    result = _cli("alae-eval", str(colour), "--all-checkpoints")
-    assert result.returncode == 2 and "scores MNIST models" in result.stderr
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    record_config(str(fresh), get_preset("mnist_mlp"), {"seed": 0})
-    result = _cli("alae-eval", str(fresh), "--all-checkpoints")
-    assert result.returncode == 2 and "has no checkpoint yet" in result.stderr
-    result = _cli("alae-eval", str(tmp_path / "missing"), "--all-checkpoints")
-    assert result.returncode == 2 and "not a run directory" in result.stderr
-    assert "Traceback" not in result.stderr
+    record_config(RunSettings(get_preset("mnist_mlp"), run_dir=str(fresh)))
+    for run, message in ((colour, "scores MNIST models"), (fresh, "has no checkpoint yet"),
+                         (tmp_path / "missing", "not a run directory")):
+        assert evaluate.main([str(run), "--all-checkpoints"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err

@@ -24,35 +24,34 @@ from run_helpers import make_run
 import alae_tf.data as data_module
 from alae_tf.cli import UsageError
 from alae_tf.data import DataError, DataWarning, make_dataset
+from alae_tf.export import cli as export_cli
 from alae_tf.runs import RunCheckpoint, load_trained_model
+from alae_tf.training import evaluate, sample, train
 from alae_tf.training.callbacks import CheckpointCallback, NonFiniteGuard
 
 BIN = Path(sys.executable).parent
 
 
-def _cli(*args):
-    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+def _error_line(capsys):
+    """The one line an in-process CLI printed to stderr."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
 
 
-def _last_line(result):
-    return result.stderr.strip().splitlines()[-1]
-
-
-def test_a_diverging_first_run_stops_with_exit_3_and_binds_nothing(tmp_path):
+def test_a_diverging_first_run_stops_with_exit_3_and_binds_nothing(tmp_path, capsys):
     run = tmp_path / "run"
-    result = _cli("alae-train", "--preset", "mnist_mlp", "--learning-rate", "1e6", "--epochs",
-                  "3", "--steps-per-epoch", "5", "--run-dir", str(run))
-    assert result.returncode == 3, result.stderr[-2000:]
-    line = _last_line(result)
+    assert train.main(["--preset", "mnist_mlp", "--learning-rate", "1e6", "--epochs", "3",
+                       "--steps-per-epoch", "5", "--verbose", "0", "--run-dir", str(run)]) == 3
+    out, err = capsys.readouterr()
+    line = err.strip().splitlines()[-1]
     assert line.startswith("alae-train: error: training diverged at step ")
     assert "stopped without saving (no checkpoint was written)" in line
-    assert "Traceback" not in result.stderr and "done:" not in result.stdout
+    assert "done:" not in out
     assert not (run / "checkpoints").exists() and not (run / "model.keras").exists()
     # The corrected command is a new start, not a refused "settings change".
-    again = _cli("alae-train", "--preset", "mnist_mlp", "--epochs", "1", "--steps-per-epoch",
-                 "2", "--run-dir", str(run))
-    assert again.returncode == 0, again.stderr[-2000:]
+    assert train.main(["--preset", "mnist_mlp", "--epochs", "1", "--steps-per-epoch", "2",
+                       "--verbose", "0", "--run-dir", str(run)]) == 0
     assert (run / "checkpoints" / "ckpt-1.index").exists()
 
 
@@ -97,38 +96,37 @@ def mlp_run(tmp_path_factory):
     return make_run(tmp_path_factory.mktemp("faults") / "run", "mnist_mlp")
 
 
-def test_eval_refuses_a_model_with_no_finite_checkpoint(mlp_run, tmp_path):
+def test_eval_refuses_a_model_with_no_finite_checkpoint(mlp_run, tmp_path, capsys):
     run = tmp_path / "nan_run"
     shutil.copytree(mlp_run, run)
     model, _, _, _ = load_trained_model(str(run))
     for v in model.encoder.weights:
         v.assign(tf.fill(v.shape, np.inf))
     RunCheckpoint(model, str(run)).save(1)  # overwrite the only checkpoint with inf weights
-    for script in ("alae-eval", "alae-sample", "alae-export"):
-        args = [script, str(run)] + ([str(tmp_path / "out")] if script == "alae-export" else [])
-        result = _cli(*args)
-        assert result.returncode == 2, (script, result.stderr[-2000:])
-        line = _last_line(result)
+    for script, main, extra in (("alae-eval", evaluate.main, []),
+                                ("alae-sample", sample.main, []),
+                                ("alae-export", export_cli.main, [str(tmp_path / "out")])):
+        assert main([str(run), *extra]) == 2, script
+        line = _error_line(capsys)
         assert line.startswith(f"{script}: error: no checkpoint in ")
-        assert "ckpt-1: holds NaN or infinite weights" in line and "Traceback" not in result.stderr
+        assert "ckpt-1: holds NaN or infinite weights" in line
 
 
-def test_clis_walk_past_a_truncated_newest_checkpoint(mlp_run, tmp_path):
+def test_clis_walk_past_a_truncated_newest_checkpoint(mlp_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(mlp_run, run)
     model, _, _, _ = load_trained_model(str(run))
     RunCheckpoint(model, str(run)).save(2)
     data = run / "checkpoints" / "ckpt-2.data-00000-of-00001"
     data.write_bytes(data.read_bytes()[:64])
-    result = _cli("alae-export", str(run), str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "warning: skipped damaged checkpoint ckpt-2 (" in result.stderr
-    assert "epoch 1" in result.stdout
+    capsys.readouterr()
+    assert export_cli.main([str(run), str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: skipped damaged checkpoint ckpt-2 (" in err and "epoch 1" in out
     # Training on moves the damaged files aside and saves epoch 2 anew.
-    result = _cli("alae-train", "--preset", "mnist_mlp", "--epochs", "2", "--steps-per-epoch",
-                  "2", "--run-dir", str(run))
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "moved to checkpoints/damaged/" in result.stderr
+    assert train.main(["--preset", "mnist_mlp", "--epochs", "2", "--steps-per-epoch", "2",
+                       "--verbose", "0", "--run-dir", str(run)]) == 0
+    assert "moved to checkpoints/damaged/" in capsys.readouterr().err
     assert (run / "checkpoints" / "damaged" / "ckpt-2.data-00000-of-00001").stat().st_size == 64
     assert RunCheckpoint(model, str(run)).restore_latest(model_only=True) == 2
 
@@ -168,7 +166,7 @@ def test_stale_temporary_checkpoint_folders_are_removed(make_tiny_model, tmp_pat
         "checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"]
 
 
-def test_kill_9_during_training_saves_loses_nothing_and_the_run_resumes(tmp_path):
+def test_kill_9_during_training_saves_loses_nothing_and_the_run_resumes(tmp_path, capsys):
     # A real SIGKILL, aimed at a checkpoint save: one step per epoch, so saves take most of
     # the time; the test waits for a ckpt-N_temp folder (a save in flight) to kill in it.
     run = tmp_path / "run"
@@ -197,10 +195,8 @@ def test_kill_9_during_training_saves_loses_nothing_and_the_run_resumes(tmp_path
     again, _, _, _ = load_trained_model(str(run))
     for a, b in zip(weights, [w.numpy() for w in again.weights], strict=True):
         np.testing.assert_array_equal(a, b)
-    result = subprocess.run([*command[:4], str(epoch + 1), *command[5:]], capture_output=True,
-                            text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"resuming {run} from epoch {epoch} " in result.stdout
+    assert train.main([*command[1:4], str(epoch + 1), *command[5:], "--verbose", "0"]) == 0
+    assert f"resuming {run} from epoch {epoch} " in capsys.readouterr().out
     assert not list(checkpoints.glob("*_temp")) and (run / "model.keras").is_file()
 
 
@@ -221,24 +217,21 @@ def test_a_full_disk_at_model_keras_leaves_no_half_file(make_tiny_model, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_resume_keeps_omitted_flags_and_names_the_preset(mlp_run, tmp_path):
+def test_resume_keeps_omitted_flags_and_names_the_preset(mlp_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(mlp_run, run)  # mnist_mlp, trained to epoch 1 with --steps-per-epoch 2
-    result = _cli("alae-train", "--run-dir", str(run), "--epochs", "2", "--verbose", "0")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "2 steps of 128 images" in result.stdout  # the run's own steps per epoch
+    assert train.main(["--run-dir", str(run), "--epochs", "2", "--verbose", "0"]) == 0
+    assert "2 steps of 128 images" in capsys.readouterr().out  # the run's own steps per epoch
     assert (run / "checkpoints" / "ckpt-2.index").exists()
 
-    result = _cli("alae-train", "--run-dir", str(run), "--preset", "mnist_style_small")
-    assert result.returncode == 2
-    assert _last_line(result) == (
+    assert train.main(["--run-dir", str(run), "--preset", "mnist_style_small"]) == 2
+    assert _error_line(capsys) == (
         f"alae-train: error: {str(run)!r} holds a mnist_mlp run, not mnist_style_small; resume "
         "it with --preset mnist_mlp (or without --preset), or pick a new --run-dir")
 
     before = (run / "config.json").read_text()
-    result = _cli("alae-train", "--run-dir", str(run), "--epochs", "1")
-    assert result.returncode == 2
-    assert _last_line(result) == (
+    assert train.main(["--run-dir", str(run), "--epochs", "1"]) == 2
+    assert _error_line(capsys) == (
         f"alae-train: error: {str(run)!r} is trained to epoch 2; --epochs 1 would go back: "
         "give --epochs above 2 to train on (nothing was changed)")
     assert (run / "config.json").read_text() == before
@@ -338,8 +331,8 @@ def test_folder_checks_are_cached_per_file_and_redone_when_a_file_changes(tmp_pa
                                                                           monkeypatch):
     files = _digit_folder(tmp_path / "cached", 6, np.random.default_rng(0))
     decoded = []
-    real = data_module._decode_errors
-    monkeypatch.setattr(data_module, "_decode_errors",
+    real = data_module.image_checks._decode_errors
+    monkeypatch.setattr(data_module.image_checks, "_decode_errors",
                         lambda paths: decoded.append(len(paths)) or real(paths))
     source = f"folder:{tmp_path / 'cached'}"
     assert make_dataset(source, resolution=8, channels=1, batch_size=2)[1] == 6
@@ -371,13 +364,12 @@ def test_alae_train_skips_a_truncated_jpeg_with_one_warning_line(tmp_path):
     assert json.loads((run / "config.json").read_text())["preset"]["max_image_pixels"] == 1000
 
 
-def test_alae_train_on_unusable_data_leaves_no_run_directory(tmp_path):
+def test_alae_train_on_unusable_data_leaves_no_run_directory(tmp_path, capsys):
     files = _digit_folder(tmp_path / "broken", 2, np.random.default_rng(0))
     for path in files:
         _truncate(path)
     run = tmp_path / "new_run"
-    result = _cli("alae-train", "--preset", "mnist_mlp", "--dataset",
-                  f"folder:{tmp_path / 'broken'}", "--run-dir", str(run))
-    assert result.returncode == 2
-    assert _last_line(result).startswith("alae-train: error: none of the 2 image files")
-    assert "Traceback" not in result.stderr and not run.exists()
+    assert train.main(["--preset", "mnist_mlp", "--dataset", f"folder:{tmp_path / 'broken'}",
+                       "--run-dir", str(run)]) == 2
+    assert _error_line(capsys).startswith("alae-train: error: none of the 2 image files")
+    assert not run.exists()

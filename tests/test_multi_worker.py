@@ -18,6 +18,7 @@ that the first step's logged losses agree to 1e-3 relative.
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -201,22 +202,32 @@ def test_alae_train_without_tf_config_is_one_line_and_writes_nothing(tmp_path):
 
 # --- two workers -------------------------------------------------------------------------
 
-def test_two_workers_train_mlp_alae_as_one_process_on_the_global_batch(tmp_path):
-    multi, single = tmp_path / "multi", tmp_path / "single"
+@pytest.fixture(scope="module")
+def mlp_pair(tmp_path_factory):
+    """(multi-worker run dir, single-process run dir, chief output, other output, single
+    output): MLP-ALAE trained 2 epochs of 1 step by two workers, and by one process."""
+    root = tmp_path_factory.mktemp("mlp_pair")
+    multi, single = root / "multi", root / "single"
     args = [*MLP_ARGS, "--epochs", "2", "--steps-per-epoch", "1"]
-    chief, other = _train_pair(multi, args, tmp_path, "mlp")
+    chief, other = _train_pair(multi, args, root, "mlp")
+    return multi, single, chief, other, _single(single, args), root
+
+
+def test_two_workers_train_mlp_alae_as_one_process_on_the_global_batch(mlp_pair):
+    multi, single, chief, other, single_output, root = mlp_pair
     assert _fingerprint(chief) == _fingerprint(other)
     assert "worker 0 of 2 workers" in chief and "Next: alae-eval" in chief
     assert "the chief wrote the run's files" in other and "Next: alae-eval" not in other
+    assert "\nepoch 2/2, " in chief and "\nepoch 2/2, " in other
 
     # The chief wrote the run; the other worker's temporary directory is gone.
     for name in ("config.json", "model.keras", "checkpoints/ckpt-2.index",
                  "checkpoints/progress.json", "samples", "logs"):
         assert (multi / name).exists(), name
-    assert os.listdir(tmp_path / "tmp_mlp_1") == []
+    assert os.listdir(root / "tmp_mlp_1") == []
     assert json.loads((multi / "config.json").read_text())["preset"]["hidden_units"] == [64, 64]
 
-    _assert_like_one_process(multi, single, chief, _single(single, args), epoch=2)
+    _assert_like_one_process(multi, single, chief, single_output, epoch=2)
 
 
 def test_two_workers_train_style_alae_through_a_level_change(tmp_path):
@@ -244,11 +255,11 @@ def test_the_time_budget_stops_every_worker_at_the_same_epoch(tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "ckpt-1.index").exists()
 
 
-def test_workers_that_see_different_run_directories_stop_before_training(tmp_path):
-    # A run directory that is not shared: the chief's holds a checkpoint, worker 1's path
+def test_workers_that_see_different_run_directories_stop_before_training(mlp_pair, tmp_path):
+    # A run directory that is not shared: the chief's holds checkpoints, worker 1's path
     # holds nothing. Both must stop with one line, and nothing is written on either side.
     run = tmp_path / "run"
-    _train_pair(run, [*MLP_ARGS, "--epochs", "1", "--steps-per-epoch", "1"], tmp_path, "first")
+    shutil.copytree(mlp_pair[0], run)  # trained to epoch 2
     before = sorted(p.name for p in (run / "checkpoints").iterdir())
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     workers = []
@@ -256,7 +267,7 @@ def test_workers_that_see_different_run_directories_stop_before_training(tmp_pat
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         workers.append(subprocess.Popen(
             [str(BIN / "alae-train"), "--strategy", "multi_worker", "--run-dir", str(run_dir),
-             *MLP_ARGS, "--epochs", "2", "--steps-per-epoch", "1"],
+             *MLP_ARGS, "--epochs", "3", "--steps-per-epoch", "1"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=_env(TF_CONFIG=tf_config)))
     for process in workers:
@@ -264,7 +275,7 @@ def test_workers_that_see_different_run_directories_stop_before_training(tmp_pat
         assert process.returncode == 2, stderr[-2000:]
         last = stderr.strip().splitlines()[-1]
         assert "the workers see different checkpoints" in last, stderr[-2000:]
-        assert "(newest epoch by worker: 1, 0; 0 means none)" in last
+        assert "(newest epoch by worker: 2, 0; 0 means none)" in last
         assert "Traceback" not in stderr
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
     assert not (tmp_path / "elsewhere").exists()

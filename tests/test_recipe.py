@@ -52,6 +52,32 @@ def test_set_applies_on_top_of_the_recorded_preset_when_resuming():
     assert isinstance(args, argparse.Namespace)
 
 
+def test_flags_left_out_come_from_the_recorded_run_else_the_defaults(tmp_path):
+    from alae_tf.precision import PRECISIONS
+    from alae_tf.runs import RunSettings, record_config
+    from alae_tf.training.train import resolve_settings
+
+    recorded = RunSettings(get_preset("mnist_mlp", epochs=4, batch_size=16),
+                           run_dir=str(tmp_path), seed=7, steps_per_epoch=3, keep_checkpoints=0)
+    record_config(recorded)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "ckpt-1.index").write_bytes(b"")
+    settings, found = resolve_settings(build_parser().parse_args(
+        ["--run-dir", str(tmp_path), "--epochs", "6", "--grid-every", "2"]))
+    assert found == recorded
+    assert (settings.seed, settings.steps_per_epoch, settings.keep_checkpoints,
+            settings.precision, settings.preset.batch_size, settings.preset.epochs,
+            settings.grid_every) == (7, 3, 0, "float32", 16, 6, 2)
+    settings.check_resumes(found)
+
+    fresh, found = resolve_settings(build_parser().parse_args(
+        ["--run-dir", str(tmp_path / "new"), "--verbose", "1"]))
+    assert found is None
+    assert (fresh.preset.name, fresh.seed, fresh.steps_per_epoch, fresh.keep_checkpoints,
+            fresh.verbose) == ("mnist_mlp", 0, None, 3, 1)
+    assert fresh.precision in PRECISIONS  # "auto", resolved for this machine
+
+
 def test_generator_output_activation_keeps_pixels_in_range_and_serialises():
     generator = MLPGenerator(8, (4, 4, 1), (16,), output_activation="sigmoid")
     w = np.random.default_rng(0).normal(size=(64, 8)).astype("float32") * 50
@@ -77,18 +103,20 @@ def test_preset_fields_reach_the_model():
 
 
 @pytest.mark.slow
-def test_time_budget_stops_with_a_checkpoint_and_the_same_command_trains_on(tmp_path):
+def test_time_budget_stops_with_a_checkpoint_and_the_same_command_trains_on(tmp_path, capsys):
+    from alae_tf.training import train
+
     run = tmp_path / "run"
-    command = [str(BIN / "alae-train"), "--preset", "mnist_mlp", "--epochs", "5",
-               "--steps-per-epoch", "2", "--batch-size", "16", "--time-budget", "0.0001",
-               "--set", "g_output=sigmoid", "--run-dir", str(run), "--verbose", "0"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    argv = ["--preset", "mnist_mlp", "--epochs", "5", "--steps-per-epoch", "2", "--batch-size",
+            "16", "--time-budget", "0.0001", "--set", "g_output=sigmoid", "--run-dir", str(run),
+            "--verbose", "0"]
     for epoch in (1, 2):
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
-        assert result.returncode == 0, result.stderr[-2000:]
+        assert train.main(argv) == 0
+        out = capsys.readouterr().out
         assert (f"time budget of 0.0001 minutes used: stopped after epoch {epoch} of 5"
-                in result.stdout)
-        assert f"done: epoch {epoch}, step {2 * epoch}," in result.stdout
+                in out)
+        assert f"done: epoch {epoch}, step {2 * epoch}," in out
+        assert f"epoch {epoch}/5, " not in out  # --verbose 0: no progress lines either
         assert (run / "checkpoints" / f"ckpt-{epoch}.index").exists()
         assert (run / "samples" / f"epoch_{epoch:04d}_samples.png").exists()
         assert (run / "model.keras").exists()

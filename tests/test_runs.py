@@ -5,7 +5,14 @@ import pytest
 import tensorflow as tf
 
 from alae_tf.cli import UsageError
-from alae_tf.runs import RunCheckpoint, named_variables, read_config, record_config
+from alae_tf.runs import (
+    RunCheckpoint,
+    RunSettings,
+    named_variables,
+    read_config,
+    record_config,
+    recorded_run,
+)
 
 
 def _train_one_step(model):
@@ -55,23 +62,49 @@ def test_checkpoint_keys_are_the_networks_names(make_tiny_model):
     assert len(keys) == len(model.weights) + n_opt
 
 
-def test_record_config_round_trip_and_guard(tmp_path):
+def test_record_config_round_trip_and_resume_check(tmp_path):
+    import dataclasses
+    import json
+
     from alae_tf.presets import get_preset
 
     preset = get_preset("mnist_mlp", batch_size=32)
-    record_config(str(tmp_path), preset, {"seed": 1, "steps_per_epoch": 5})
-    assert read_config(str(tmp_path)) == (preset, {"seed": 1, "steps_per_epoch": 5})
-    # Raising the epoch budget is a resume; anything else is another run.
-    record_config(str(tmp_path), get_preset("mnist_mlp", batch_size=32, epochs=500),
-                  {"seed": 1, "steps_per_epoch": 5})
+    settings = RunSettings(preset, run_dir=str(tmp_path), seed=1, steps_per_epoch=5)
+    record_config(settings)
+    assert read_config(str(tmp_path)) == settings
+    assert json.loads((tmp_path / "config.json").read_text())["settings"] == {
+        "seed": 1, "steps_per_epoch": 5, "keep_checkpoints": 3, "precision": "float32"}
+    # Raising the epoch budget, the checkpoints kept or the image-size limit is a resume;
+    # anything else is another run.
+    dataclasses.replace(settings, keep_checkpoints=0, preset=get_preset(
+        "mnist_mlp", batch_size=32, epochs=500, max_image_pixels=10)).check_resumes(settings)
+    with pytest.raises(UsageError, match=r"holds a run with seed=1, not 2; re-run with the "
+                                         r"same settings to resume"):
+        dataclasses.replace(settings, seed=2).check_resumes(settings)
+    with pytest.raises(UsageError, match=r"batch_size=32, not 64"):
+        dataclasses.replace(settings, preset=get_preset("mnist_mlp", batch_size=64)
+                            ).check_resumes(settings)
     # Before the first checkpoint nothing is bound: a failed first attempt can be redone.
-    record_config(str(tmp_path), preset, {"seed": 7, "steps_per_epoch": 5})
-    assert read_config(str(tmp_path))[1]["seed"] == 7
+    assert recorded_run(str(tmp_path)) is None
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "ckpt-1.index").write_bytes(b"")
-    with pytest.raises(UsageError, match="seed"):
-        record_config(str(tmp_path), preset, {"seed": 2, "steps_per_epoch": 5})
-    assert read_config(str(tmp_path))[1]["seed"] == 7
+    assert recorded_run(str(tmp_path)) == settings
+
+
+def test_an_older_config_reads_with_the_settings_it_ran_with(tmp_path):
+    import json
+
+    from alae_tf.presets import get_preset
+
+    preset = get_preset("mnist_mlp")
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"preset": preset.to_dict(), "settings": {"seed": 4, "steps_per_epoch": None}}))
+    settings = read_config(str(tmp_path))
+    assert (settings.preset, settings.seed, settings.keep_checkpoints, settings.precision) == (
+        preset, 4, 3, "float32")
+    (tmp_path / "config.json").write_text('{"preset": {"nope": 1}}')
+    with pytest.raises(UsageError, match="it was not written by alae-train"):
+        read_config(str(tmp_path))
 
 
 def _checkpoints_at(model, run_dir, epochs):

@@ -1,4 +1,4 @@
-"""Keras callbacks of a training run: checkpoints and image grids.
+"""Keras callbacks of a training run: checkpoints, image grids and overall progress.
 
 The progressive-growing schedule is not a callback: the fade-in weight is computed inside the
 training step from the step counter (``alae_tf.schedule``).
@@ -84,6 +84,56 @@ class TimeBudget(keras.callbacks.Callback):
         if due:
             self.stopped_at = epoch + 1
             self.model.stop_training = True
+
+
+class OverallProgress(keras.callbacks.Callback):
+    """Prints the run's progress after each epoch: ``epoch 12/150, 1m20s elapsed, about 9m
+    left``.
+
+    The time left is the epochs left times the mean measured epoch time of the current
+    fit() (a StyleALAE trains each level in its own fit(), and its epochs grow slower level by
+    level). Pass the same instance to every fit() of the run.
+
+    Args:
+        total_epochs: the run's last epoch.
+        start: when training started (a ``time.time()``); elapsed time counts from here.
+    """
+
+    def __init__(self, total_epochs, start=None):
+        super().__init__()
+        self.total_epochs = total_epochs
+        self.start = time.time() if start is None else start
+        self.epoch_seconds = []
+        self.epoch_start = None
+
+    def on_train_begin(self, logs=None):
+        self.epoch_seconds = []  # a new level: its epochs take their own time
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.time()
+        self.epoch_seconds.append(now - self.epoch_start)
+        done, line = epoch + 1, f"epoch {epoch + 1}/{self.total_epochs}, "
+        line += f"{format_duration(now - self.start)} elapsed"
+        if done < self.total_epochs:
+            left = np.mean(self.epoch_seconds) * (self.total_epochs - done)
+            line += f", about {format_duration(left, coarse=True)} left"
+        print(line, flush=True)
+
+
+def format_duration(seconds, coarse=False):
+    """``42s``, ``1m20s``, ``2h05m``; ``coarse`` rounds to whole minutes from a minute on (an
+    estimate: ``9m``)."""
+    seconds = round(seconds / 60) * 60 if coarse and seconds >= 60 else round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m" if coarse else f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
 
 
 class CheckpointCallback(keras.callbacks.Callback):

@@ -207,16 +207,18 @@ def evaluate_checkpoints(args):
     from alae_tf.presets import build_model
     from alae_tf.runs import RunCheckpoint, read_config, write_json_atomic
 
-    preset, settings = read_config(args.run_dir)
+    settings = read_config(args.run_dir)
+    preset = settings.preset
     _check_scorable(preset, args.run_dir)
-    model = build_model(preset, seed=settings.get("seed", 0))
+    model = build_model(preset, seed=settings.seed)
     checkpoint = RunCheckpoint(model, args.run_dir)
     if not checkpoint.candidates():
         raise UsageError(f"{args.run_dir!r} has no checkpoint yet; train at least one epoch "
                          "first")
     progress = checkpoint.progress.read()
     start = time.time()
-    x_train_u8, y_train, x_test_u8, y_test, x_train, x_test = _digits(args, preset)
+    digits = _digits(args, preset)
+    x_train_u8, y_train, x_test_u8, y_test, _, x_test = digits
     classifier, classifier_accuracy = _digit_classifier(args, x_test_u8, y_test)
     print("scoring the PCA-50 baseline ...", flush=True)
     pca = evaluation.pca_features(x_train_u8.reshape(len(x_train_u8), -1) / 255.0,
@@ -228,24 +230,8 @@ def evaluate_checkpoints(args):
         if model.level != model.max_level:
             low_resolution.append(epoch)
             continue
-        record = progress.get(epoch, {})
-        point = {"epoch": epoch, "step": int(model.step.numpy()),
-                 "images_seen": record.get("images_seen"),
-                 "train_seconds": record.get("train_seconds")}
-        for which, use_ema in (("ema", True), ("raw", False)):
-            scores = evaluation.representation_scores(
-                _codes(model, x_train, use_ema), y_train, _codes(model, x_test, use_ema), y_test,
-                seed=args.seed)
-            point[f"w_{which}_knn1"], point[f"w_{which}_svm"] = scores["knn1"], scores["svm"]
-        point["reconstruction_mse"], samples = _generation_scores(
-            model, preset, args, x_test, x_test_u8, classifier)
-        point["label_agreement"] = samples["label_agreement"]
-        point["confident_fraction"] = samples["confident_fraction"]
-        points.append(point)
-        print(f"epoch {epoch:>4} step {point['step']:>7}: w 1-NN {point['w_ema_knn1']:.4f} "
-              f"SVM {point['w_ema_svm']:.4f}, MSE {point['reconstruction_mse']:.4f}, "
-              f"agreement {point['label_agreement']:.3f}, confident "
-              f"{point['confident_fraction']:.3f}", flush=True)
+        points.append(_curve_point(model, preset, args, digits, classifier,
+                                   epoch, progress.get(epoch, {})))
     if not points:
         raise UsageError(f"no checkpoint of {args.run_dir!r} is at full resolution (epochs "
                          f"{low_resolution}); train longer")
@@ -268,6 +254,31 @@ def evaluate_checkpoints(args):
         print("only one checkpoint: train with alae-train --keep-checkpoints 0 to keep every "
               "epoch's")
     return 0
+
+
+def _curve_point(model, preset, args, digits, classifier, epoch, record):
+    """The scores of checkpoint ``epoch`` (restored in ``model``), with its ``progress.json``
+    ``record``; printed as one line."""
+    from alae_tf import evaluation
+
+    _, y_train, x_test_u8, y_test, x_train, x_test = digits
+    point = {"epoch": epoch, "step": int(model.step.numpy()),
+             "images_seen": record.get("images_seen"),
+             "train_seconds": record.get("train_seconds")}
+    for which, use_ema in (("ema", True), ("raw", False)):
+        scores = evaluation.representation_scores(
+            _codes(model, x_train, use_ema), y_train, _codes(model, x_test, use_ema), y_test,
+            seed=args.seed)
+        point[f"w_{which}_knn1"], point[f"w_{which}_svm"] = scores["knn1"], scores["svm"]
+    point["reconstruction_mse"], samples = _generation_scores(
+        model, preset, args, x_test, x_test_u8, classifier)
+    point["label_agreement"] = samples["label_agreement"]
+    point["confident_fraction"] = samples["confident_fraction"]
+    print(f"epoch {epoch:>4} step {point['step']:>7}: w 1-NN {point['w_ema_knn1']:.4f} "
+          f"SVM {point['w_ema_svm']:.4f}, MSE {point['reconstruction_mse']:.4f}, "
+          f"agreement {point['label_agreement']:.3f}, confident "
+          f"{point['confident_fraction']:.3f}", flush=True)
+    return point
 
 
 def _write_curve_scalars(points, log_dir):

@@ -24,7 +24,6 @@ from alae_tf.cli import (
 from alae_tf.errors import clean_message, write_error_reason
 
 DEFAULT_PRESET = "mnist_mlp"
-DEFAULT_KEEP_CHECKPOINTS = 3
 
 
 def build_parser():
@@ -153,13 +152,40 @@ def _field_overrides(items, preset):
     return overrides
 
 
-def _recorded_run(run_dir):
-    """(preset, settings) of the run in ``run_dir`` once it has a checkpoint, else None."""
-    from alae_tf.runs import has_checkpoints, read_config
+def resolve_settings(args):
+    """(settings, recorded): the run's ``RunSettings`` from the flags, taking a flag left out
+    from the recorded config when resuming (else from the preset and the defaults), and the
+    recorded ``RunSettings`` that bind a resumed run (None for a new one).
 
-    if not os.path.isfile(os.path.join(run_dir, "config.json")) or not has_checkpoints(run_dir):
-        return None
-    return read_config(run_dir)
+    Raises:
+        UsageError: ``--preset`` names another preset than the run's.
+    """
+    from alae_tf.runs import RunSettings, recorded_run
+
+    run_dir = args.run_dir or os.path.join("runs", args.preset or DEFAULT_PRESET)
+    recorded = recorded_run(run_dir)
+    if recorded is not None and args.preset not in (None, recorded.preset.name):
+        raise UsageError(f"{run_dir!r} holds a {recorded.preset.name} run, not {args.preset}; "
+                         f"resume it with --preset {recorded.preset.name} (or without "
+                         "--preset), or pick a new --run-dir")
+    preset = _preset_from_args(args, recorded and recorded.preset)
+    previous = recorded or RunSettings(preset, precision="auto")
+    precision = args.precision or previous.precision
+    settings = RunSettings(
+        preset, run_dir=run_dir,
+        seed=_given(args.seed, previous.seed),
+        steps_per_epoch=_given(args.steps_per_epoch, previous.steps_per_epoch),
+        keep_checkpoints=_given(args.keep_checkpoints, previous.keep_checkpoints),
+        precision=_auto_precision(preset.family) if precision == "auto" else precision,
+        jit_compile=args.jit_compile == "on", strategy=args.strategy,
+        checkpoint_every=args.checkpoint_every, grid_every=args.grid_every,
+        time_budget=args.time_budget,
+        verbose=_given(args.verbose, 1 if sys.stdout.isatty() else 2))
+    return settings, recorded
+
+
+def _given(flag, default):
+    return default if flag is None else flag
 
 
 def _build_model(preset, seed):
@@ -170,17 +196,6 @@ def _build_model(preset, seed):
     except ValueError as e:  # a preset field out of range, most likely from --set
         raise UsageError(f"cannot build preset {preset.name} ({e}); check the --set values"
                          ) from None
-
-
-def _print_parameter_counts(model):
-    from alae_tf.model import NETWORK_NAMES
-
-    counts = {name: sum(math.prod(v.shape) for v in model.network(name).trainable_weights)
-              for name in NETWORK_NAMES}
-    for name, count in counts.items():
-        print(f"{name:<10} {count:>12,d} parameters")
-    print(f"{'total':<10} {sum(counts.values()):>12,d} trainable parameters (EMA copies and "
-          "the average w not counted)")
 
 
 def _auto_precision(family):
@@ -263,44 +278,40 @@ def _save_final_model(model, run_dir, preset):
 
 
 def train(args, quiet=False):
-    run_dir = args.run_dir or os.path.join("runs", args.preset or DEFAULT_PRESET)
-    recorded_preset, recorded_settings = _recorded_run(run_dir) or (None, {})
-    if recorded_preset is not None and args.preset not in (None, recorded_preset.name):
-        raise UsageError(f"{run_dir!r} holds a {recorded_preset.name} run, not {args.preset}; "
-                         f"resume it with --preset {recorded_preset.name} (or without "
-                         "--preset), or pick a new --run-dir")
-    preset = _preset_from_args(args, recorded_preset)
-    seed = args.seed if args.seed is not None else recorded_settings.get("seed", 0)
-    steps = (args.steps_per_epoch if args.steps_per_epoch is not None
-             else recorded_settings.get("steps_per_epoch"))
-    keep = (args.keep_checkpoints if args.keep_checkpoints is not None
-            else recorded_settings.get("keep_checkpoints", DEFAULT_KEEP_CHECKPOINTS))
-    if args.precision is None and recorded_preset is not None:
-        precision = recorded_settings.get("precision", "float32")  # older runs: float32
-    else:
-        precision = args.precision or "auto"
-    if precision == "auto":
-        precision = _auto_precision(preset.family)
-    args.seed, args.steps_per_epoch, args.keep_checkpoints = seed, steps, keep
-    args.precision = precision
+    settings, recorded = resolve_settings(args)
     if args.dry_run:
-
-        print(f"preset {preset.name}: {preset.resolution}x{preset.resolution}x"
-              f"{preset.channels}, latent {preset.latent_dim}")
-        _print_parameter_counts(_build_model(preset, args.seed))
+        _print_architecture(settings)
         return 0
-
-    strategy, role = _make_strategy(args.strategy, run_dir, quiet)
-    multi_worker = bool(role.label)
-    with _worker_losses_reported(run_dir, role) if multi_worker else contextlib.nullcontext():
+    if recorded is not None:  # refuses a settings change before anything is built or written
+        settings.check_resumes(recorded)
+    strategy, role = _make_strategy(settings.strategy, settings.run_dir, quiet)
+    lost_workers_reported = (_worker_losses_reported(settings.run_dir, role) if role.label
+                             else contextlib.nullcontext())  # role.label: a multi-worker run
+    with lost_workers_reported:
         if role.chief:
-            return _train_as_chief(run_dir, preset, args, strategy, role)
+            return _train_as_chief(settings, strategy, role)
         # Another worker: it reads the chief's run directory (which the chief creates)
         # and writes only to its temporary directory.
         try:
-            return _train_in(run_dir, preset, args, strategy, role)
+            return _train_in(settings, strategy, role)
         finally:
             shutil.rmtree(role.write_dir, ignore_errors=True)
+
+
+def _print_architecture(settings):
+    """--dry-run: the image and latent sizes, and the parameter count of each network."""
+    from alae_tf.model import NETWORK_NAMES
+
+    preset = settings.preset
+    print(f"preset {preset.name}: {preset.resolution}x{preset.resolution}x"
+          f"{preset.channels}, latent {preset.latent_dim}")
+    model = _build_model(preset, settings.seed)
+    counts = {name: sum(math.prod(v.shape) for v in model.network(name).trainable_weights)
+              for name in NETWORK_NAMES}
+    for name, count in counts.items():
+        print(f"{name:<10} {count:>12,d} parameters")
+    print(f"{'total':<10} {sum(counts.values()):>12,d} trainable parameters (EMA copies and "
+          "the average w not counted)")
 
 
 @contextlib.contextmanager
@@ -321,17 +332,17 @@ def _worker_losses_reported(run_dir, role):
             "command to resume from the newest") from None
 
 
-def _train_as_chief(run_dir, preset, args, strategy, role):
+def _train_as_chief(settings, strategy, role):
     """Trains as the process that writes the run: it creates the run directory, and a
     first try that fails before writing anything leaves none."""
-    created = not os.path.isdir(run_dir)
-    ensure_writable_dir(run_dir)
+    created = not os.path.isdir(settings.run_dir)
+    ensure_writable_dir(settings.run_dir)
     try:
-        return _train_in(run_dir, preset, args, strategy, role)
+        return _train_in(settings, strategy, role)
     except BaseException:
-        if created:
+        if created:  # os.rmdir removes it only while empty: a failed first try leaves nothing
             with contextlib.suppress(OSError):
-                os.rmdir(run_dir)  # only while still empty: a failed first try leaves nothing
+                os.rmdir(settings.run_dir)
         raise
 
 
@@ -370,78 +381,207 @@ def _check_workers_agree(strategy, run_dir, newest):
             "run directory, on a shared filesystem or GCS, at the same path")
 
 
-def _train_in(run_dir, preset, args, strategy, role):
+def _train_in(settings, strategy, role):
     """train() once the run directory exists and is writable (by the chief)."""
-    import keras
+    from alae_tf.runs import record_config
 
-    from alae_tf.data import make_dataset
-    from alae_tf.distribute import is_multi_worker
-    from alae_tf.precision import policy_scope
-    from alae_tf.runs import RunCheckpoint, held_out_images, record_config
-    from alae_tf.training.callbacks import (
-        CheckpointCallback,
-        EpochLearningRate,
-        ImageGridCallback,
-        NonFiniteGuard,
-        TimeBudget,
-    )
+    num_examples = _count_examples(settings)
+    _check_batches_split(settings.preset, strategy)
+    model, checkpoint, initial_epoch = _restore_model(settings, strategy, role)
+    _check_epochs_go_on(settings, initial_epoch)
+    if role.chief:
+        record_config(settings)
+    if initial_epoch >= settings.preset.epochs:
+        return _already_trained(model, settings, role, initial_epoch)
+    if initial_epoch:
+        print(f"resuming {settings.run_dir} from epoch {initial_epoch} "
+              f"(step {int(model.step.numpy())})")
+    start = time.time()
+    tally = _ImageTally(checkpoint, initial_epoch, start)
+    reached = _fit_levels(model, checkpoint, settings, strategy, role, num_examples,
+                          initial_epoch, tally)
+    return _finish(model, settings, role, reached, tally.seen_here(reached), time.time() - start)
 
-    # Checks the data settings before anything is written to the run directory.
-    _, num_examples = make_dataset(
-        preset.dataset, resolution=preset.resolution, channels=preset.channels,
-        batch_size=preset.schedule.largest_batch_size,
-        pixel_range=preset.pixel_range, seed=args.seed, max_image_pixels=preset.max_image_pixels,
-    )
-    settings = {"seed": args.seed, "steps_per_epoch": args.steps_per_epoch,
-                "keep_checkpoints": args.keep_checkpoints, "precision": args.precision}
-    record_config(run_dir, preset, settings, write=False)  # refuses a settings change now
 
+def _count_examples(settings):
+    """Opens the data source before anything is written to the run directory, so that bad
+    data settings fail first; returns the number of training examples."""
+    from alae_tf.data import check_batch_size, open_source
+
+    preset = settings.preset
+    source = open_source(preset.dataset, resolution=preset.resolution, channels=preset.channels,
+                         max_image_pixels=preset.max_image_pixels)
+    check_batch_size(source, preset.schedule.largest_batch_size)
+    return source.num_examples
+
+
+def _check_batches_split(preset, strategy):
     replicas = strategy.num_replicas_in_sync
     bad_batch = [b for b in preset.schedule.batch_sizes if b % replicas]
     if bad_batch:
         raise UsageError(f"a global batch of {bad_batch[0]} does not split evenly across "
                          f"{replicas} replicas; give --batch-size a multiple of {replicas}")
 
-    keras.utils.set_random_seed(args.seed)
-    with strategy.scope(), policy_scope(args.precision):
-        model = _build_model(preset, args.seed)
+
+def _restore_model(settings, strategy, role):
+    """(model, checkpoint, epoch): the compiled model, restored from the run's newest
+    readable checkpoint (epoch 0: none, a new run)."""
+    import keras
+
+    from alae_tf.precision import policy_scope
+    from alae_tf.runs import RunCheckpoint
+
+    preset = settings.preset
+    keras.utils.set_random_seed(settings.seed)
+    with strategy.scope(), policy_scope(settings.precision):
+        model = _build_model(preset, settings.seed)
         model.compile(learning_rate=preset.learning_rate, adam_betas=preset.adam_betas,
-                      jit_compile=args.jit_compile == "on")
+                      jit_compile=settings.jit_compile)
         checkpoint = RunCheckpoint(model, role.write_dir,
-                                   max_to_keep=args.keep_checkpoints or None, read_dir=run_dir)
+                                   max_to_keep=settings.keep_checkpoints or None,
+                                   read_dir=settings.run_dir)
         # Before restoring: every worker must restore the same checkpoint, the chief's.
-        _check_workers_agree(strategy, run_dir, checkpoint.newest_number())
+        _check_workers_agree(strategy, settings.run_dir, checkpoint.newest_number())
         initial_epoch = checkpoint.restore_latest(quarantine=role.chief)
         checkpoint.remove_stale_temps()
+    return model, checkpoint, initial_epoch
 
-    if args.epochs is not None and args.epochs < initial_epoch:
-        raise UsageError(f"{run_dir!r} is trained to epoch {initial_epoch}; --epochs "
-                         f"{args.epochs} would go back: give --epochs above {initial_epoch} to "
+
+def _check_epochs_go_on(settings, initial_epoch):
+    epochs = settings.preset.epochs
+    if epochs < initial_epoch:
+        raise UsageError(f"{settings.run_dir!r} is trained to epoch {initial_epoch}; --epochs "
+                         f"{epochs} would go back: give --epochs above {initial_epoch} to "
                          "train on (nothing was changed)")
-    if role.chief:
-        record_config(run_dir, preset, settings)
-    if initial_epoch >= preset.epochs:
-        if role.chief and not os.path.isfile(os.path.join(run_dir, "model.keras")):
-            _save_final_model(model, run_dir, preset)  # a previous run stopped before writing it
-            print(f"wrote {os.path.join(run_dir, 'model.keras')}")
-        print(f"{run_dir}: already trained to epoch {initial_epoch} of {preset.epochs}; "
-              "nothing to do (raise --epochs to train longer)")
-        return 0
-    if initial_epoch:
-        print(f"resuming {run_dir} from epoch {initial_epoch} (step {int(model.step.numpy())})")
 
-    verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
-    grid_images = held_out_images(preset, 16)
-    tensorboard = (keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False)
-                   if role.chief else None)
-    schedule = preset.schedule
-    start, images_seen = time.time(), 0
-    # Images seen and training seconds before this process, for the learning curves (a run
-    # from before progress.json existed starts its record here).
-    past = checkpoint.progress.read().get(initial_epoch, {"images_seen": 0, "train_seconds": 0})
+
+def _already_trained(model, settings, role, initial_epoch):
+    run_dir = settings.run_dir
+    if role.chief and not os.path.isfile(os.path.join(run_dir, "model.keras")):
+        _save_final_model(model, run_dir, settings.preset)  # a previous run stopped first
+        print(f"wrote {os.path.join(run_dir, 'model.keras')}")
+    print(f"{run_dir}: already trained to epoch {initial_epoch} of {settings.preset.epochs}; "
+          "nothing to do (raise --epochs to train longer)")
+    return 0
+
+
+class _ImageTally:
+    """Images seen and seconds of training of the whole run at each checkpoint, for
+    checkpoints/progress.json (the learning curves); a run from before progress.json
+    existed starts its record at this process.
+
+    Args:
+        checkpoint: the run's ``RunCheckpoint``.
+        initial_epoch: the epoch this process starts from.
+        start: when this process started training (a ``time.time()``).
+    """
+
+    def __init__(self, checkpoint, initial_epoch, start):
+        past = checkpoint.progress.read().get(initial_epoch,
+                                              {"images_seen": 0, "train_seconds": 0})
+        self.checkpoint, self.start = checkpoint, start
+        self.past_images, self.past_seconds = past["images_seen"], past["train_seconds"]
+        self.before_segment = 0  # images seen by this process before the current fit()
+        self.first, self.per_epoch = initial_epoch, 0
+
+    def begin_segment(self, first, images_per_epoch):
+        self.first, self.per_epoch = first, images_per_epoch
+
+    def seen_here(self, epoch):
+        """Images seen by this process until the end of ``epoch``."""
+        return self.before_segment + (epoch - self.first) * self.per_epoch
+
+    def end_segment(self, reached):
+        self.before_segment = self.seen_here(reached)
+        self.first, self.per_epoch = reached, 0
+
+    def record(self, epoch):
+        """Records checkpoint ``epoch`` (a ``CheckpointCallback`` after_save)."""
+        self.checkpoint.progress.record(
+            epoch, self.checkpoint.model.step.numpy(), self.past_images + self.seen_here(epoch),
+            self.past_seconds + time.time() - self.start)
+
+
+class _RunCallbacks:
+    """The Keras callbacks of each fit(): per-run parts (the TensorBoard writer, the held-out
+    grid images, the overall progress) made once and shared by every level's fit().
+
+    Args:
+        settings: the run's ``RunSettings``.
+        strategy: the tf.distribute strategy.
+        role: what this process writes (``_Role``).
+        checkpoint: the run's ``RunCheckpoint``.
+        tally: the ``_ImageTally`` that records each checkpoint's progress.
+    """
+
+    def __init__(self, settings, strategy, role, checkpoint, tally):
+        import keras
+
+        from alae_tf.distribute import is_multi_worker
+        from alae_tf.runs import held_out_images
+        from alae_tf.training.callbacks import OverallProgress
+
+        self.settings, self.role, self.checkpoint, self.tally = settings, role, checkpoint, tally
+        self.budget_strategy = strategy if is_multi_worker(strategy) else None
+        budget = settings.time_budget
+        self.deadline = tally.start + budget * 60 if budget else float("inf")
+        self.grid_images = held_out_images(settings.preset, 16)
+        self.tensorboard = (keras.callbacks.TensorBoard(os.path.join(settings.run_dir, "logs"),
+                                                        write_graph=False)
+                            if role.chief else None)
+        # One for every fit(): epoch k of n and the time left span the levels.
+        self.progress = OverallProgress(settings.preset.epochs, start=tally.start)
+
+    def for_segment(self, last):
+        """(guard, budget, callbacks) of a fit() that ends at epoch ``last``; the guard and
+        the time budget tell afterwards how it ended."""
+        import keras
+
+        from alae_tf.training.callbacks import (
+            CheckpointCallback,
+            EpochLearningRate,
+            ImageGridCallback,
+            NonFiniteGuard,
+            TimeBudget,
+        )
+
+        settings, preset = self.settings, self.settings.preset
+        guard = NonFiniteGuard()
+        budget = TimeBudget(self.deadline, strategy=self.budget_strategy)
+        callbacks = [
+            guard,
+            budget,
+            EpochLearningRate(preset.schedule),
+            CheckpointCallback(self.checkpoint, settings.checkpoint_every, final_epoch=last,
+                               guard=guard, after_save=self.tally.record),
+        ]
+        if self.role.chief:  # the other workers of a multi-worker run write no grids or logs
+            callbacks += [
+                ImageGridCallback(self.grid_images, settings.run_dir, preset.pixel_range,
+                                  every=settings.grid_every, final_epoch=last,
+                                  seed=settings.seed, guard=guard),
+                self.tensorboard,
+            ]
+        if settings.verbose:
+            # Keras's own epoch line first (Keras would add its logger after this list).
+            callbacks += [keras.callbacks.ProgbarLogger(), self.progress]
+        return guard, budget, callbacks
+
+
+def _fit_levels(model, checkpoint, settings, strategy, role, num_examples, initial_epoch,
+                tally):
+    """Trains from ``initial_epoch`` on, one fit() per level of detail; returns the epoch
+    reached (earlier than the preset's with a time budget).
+
+    Raises:
+        TrainingDiverged: a loss went non-finite; nothing of that epoch was saved.
+    """
+    preset, schedule = settings.preset, settings.preset.schedule
+    run_callbacks = _RunCallbacks(settings, strategy, role, checkpoint, tally)
+    reached = initial_epoch
     for level, first, last in schedule.segments(initial_epoch):
         batch_size = schedule.batch_size_at(level)
-        steps_per_epoch = args.steps_per_epoch or num_examples // batch_size
+        steps_per_epoch = settings.steps_per_epoch or num_examples // batch_size
         if schedule.starts_level(first):
             # A new level: a new fade-in from this step on, and fresh optimizer state (as in
             # the reference).
@@ -450,59 +590,47 @@ def _train_in(run_dir, preset, args, strategy, role):
         else:
             # Resumed mid-level: the checkpoint restored the level, its fade and the optimizers.
             model.set_learning_rate(schedule.learning_rate_at_epoch(first))
+        tally.begin_segment(first, steps_per_epoch * batch_size)
         # A resumed run draws a fresh, seeded data order: the seed depends on the epoch.
-        dataset = _training_data(strategy, preset, batch_size, args.seed + first)
-        guard = NonFiniteGuard()
-        budget = TimeBudget(start + args.time_budget * 60 if args.time_budget else float("inf"),
-                            strategy=strategy if is_multi_worker(strategy) else None)
-        callbacks = [
-            guard,
-            budget,
-            EpochLearningRate(schedule),
-            CheckpointCallback(
-                checkpoint, args.checkpoint_every, final_epoch=last, guard=guard,
-                after_save=lambda done, first=first, seen=images_seen, size=batch_size,
-                steps=steps_per_epoch: checkpoint.progress.record(
-                    done, model.step.numpy(),
-                    past["images_seen"] + seen + (done - first) * steps * size,
-                    past["train_seconds"] + time.time() - start)),
-        ]
-        if role.chief:  # the other workers of a multi-worker run write no grids or logs
-            callbacks += [
-                ImageGridCallback(grid_images, run_dir, preset.pixel_range,
-                                  every=args.grid_every, final_epoch=last, seed=args.seed,
-                                  guard=guard),
-                tensorboard,
-            ]
+        dataset = _training_data(strategy, preset, batch_size, settings.seed + first)
+        guard, budget, callbacks = run_callbacks.for_segment(last)
         growth = (f"level {level} ({model.level_resolution} px), "
                   if schedule.num_levels > 1 else "")
         print(f"training {preset.name} on {preset.dataset} ({num_examples} images): "
               f"{growth}epochs {first + 1}..{last}, {steps_per_epoch} steps of {batch_size} "
               f"images, {strategy.num_replicas_in_sync} replica(s)"
-              f"{' (' + role.label + ')' if role.label else ''}, {args.precision}; run dir "
-              f"{run_dir}")
+              f"{' (' + role.label + ')' if role.label else ''}, {settings.precision}; run dir "
+              f"{settings.run_dir}")
         # shuffle=False: the tf.data pipeline shuffles (Keras would warn that it ignores it).
         model.fit(dataset, epochs=last, initial_epoch=first, steps_per_epoch=steps_per_epoch,
-                  callbacks=callbacks, verbose=verbose, shuffle=False)
+                  callbacks=callbacks, verbose=settings.verbose, shuffle=False)
         if guard.tripped:
-            step, epoch, name, value = guard.tripped
-            last_good = checkpoint.latest
-            kept = (f"the newest checkpoint is still {os.path.basename(last_good)}"
-                    if last_good else "no checkpoint was written")
-            raise TrainingDiverged(
-                f"training diverged at step {step} (epoch {epoch}): {name} = {value}; stopped "
-                f"without saving ({kept}); lower --learning-rate (in a new --run-dir if this "
-                "one has checkpoints)")
+            _raise_diverged(guard, checkpoint)
         reached = budget.stopped_at or last
-        images_seen += (reached - first) * steps_per_epoch * batch_size
+        tally.end_segment(reached)
         if budget.stopped_at:
-            print(f"time budget of {args.time_budget:g} minutes used: stopped after epoch "
+            print(f"time budget of {settings.time_budget:g} minutes used: stopped after epoch "
                   f"{reached} of {preset.epochs} (the same command trains on from there)")
             break
-    elapsed = time.time() - start
+    return reached
 
+
+def _raise_diverged(guard, checkpoint):
+    step, epoch, name, value = guard.tripped
+    last_good = checkpoint.latest
+    kept = (f"the newest checkpoint is still {os.path.basename(last_good)}"
+            if last_good else "no checkpoint was written")
+    raise TrainingDiverged(
+        f"training diverged at step {step} (epoch {epoch}): {name} = {value}; stopped "
+        f"without saving ({kept}); lower --learning-rate (in a new --run-dir if this "
+        "one has checkpoints)")
+
+
+def _finish(model, settings, role, reached, images_seen, elapsed):
+    """Writes model.keras (the chief) and prints the closing lines."""
+    run_dir = settings.run_dir
     if role.chief:
-        _save_final_model(model, run_dir, preset)
+        _save_final_model(model, run_dir, settings.preset)
     speed = f"{elapsed:.0f} s ({images_seen / max(elapsed, 1e-9):.0f} images/s)"
     if role.label:  # a multi-worker run: every worker must print the same fingerprint
         from alae_tf.distribute import weights_fingerprint
