@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from alae_tf import distribute, losses
+from alae_tf import distribute, losses, precision
 from alae_tf.mapping import single_style
 
 # The paper's names for the four networks: attributes, checkpoint keys, parameter reports.
@@ -36,7 +36,9 @@ class ALAE(keras.Model):
     ``generator`` (G: w -> x), ``encoder`` (E: x -> w) and ``mapping_d`` (D: w -> logit), and an
     exponential moving average (EMA) copy of F, G and E for inference. ``train_step`` performs
     the paper's three updates; ``call(x)`` reconstructs with the EMA networks. This class is the
-    MLP-ALAE as it stands; ``StyleALAE`` adds progressive growing, style mixing and noise.
+    MLP-ALAE; ``StyleALAE`` adds progressive growing, style mixing and noise. Both answer the
+    level-of-detail interface the training loop and the exporters drive (``set_level``,
+    ``level``, ``alpha``, ``images_at_level``...); an MLP-ALAE has the one level 0.
 
     Args:
         mapping_f: F network, ``[N, latent] -> w``; a ``MappingF`` (owns the average w).
@@ -52,7 +54,7 @@ class ALAE(keras.Model):
             and the step counter, so a resumed run continues the same noise sequence.
 
     Reference: Pidhorskyi et al., "Adversarial Latent Autoencoders", CVPR 2020, Algorithm 1;
-    ALAE_SPEC.md section 2.
+    podgorskiy/ALAE train_alae.py (the three updates) and model.py (``Model.forward``).
     """
 
     def __init__(self, mapping_f, generator, encoder, mapping_d, r1_gamma=10.0,
@@ -93,6 +95,14 @@ class ALAE(keras.Model):
         """The network called ``name`` (one of NETWORK_NAMES, or ``<name>_ema``)."""
         return getattr(self, name)
 
+    def inference_network(self, name, use_ema=True):
+        """The network ``name`` (one of EMA_NETWORK_NAMES) that inference runs: its EMA copy,
+        or with ``use_ema`` False the trained network."""
+        if name not in EMA_NETWORK_NAMES:
+            raise ValueError(f"inference runs one of {', '.join(EMA_NETWORK_NAMES)}, "
+                             f"not {name!r}")
+        return self.network(f"{name}_ema" if use_ema else name)
+
     @property
     def compute_precision(self):
         """The dtype the networks compute in: "float32", "bfloat16" or "float16" (set by the
@@ -107,6 +117,8 @@ class ALAE(keras.Model):
     def image_shape(self):
         """(H, W, C) of the images at the networks' full resolution."""
         return tuple(self.generator.image_shape)
+
+    # ------------------------------------------------------------------ level of detail
 
     @property
     def max_level(self):
@@ -129,11 +141,16 @@ class ALAE(keras.Model):
             raise ValueError(f"{type(self).__name__} has one level of detail (0), got {level}")
 
     def sync_level(self):
-        """Reads the level of detail from its checkpointed variable (after a restore)."""
+        """Reads the level of detail from its checkpointed variable (after a restore); an
+        MLP-ALAE has no such variable."""
 
     def alpha(self):
         """Fade-in weight of the current level's newest block (1: no fade)."""
         return tf.constant(1.0)
+
+    def images_at_level(self, x, fade=False):
+        """Real images as the networks see them at the current level (one level: ``x``)."""
+        return x
 
     @property
     def state_variables(self):
@@ -169,16 +186,13 @@ class ALAE(keras.Model):
             **kwargs: passed to ``keras.Model.compile`` (``jit_compile``, ``steps_per_execution``).
 
         When the networks compute in float16 (the ``mixed_float16`` dtype policy), each
-        optimizer is wrapped in its own ``keras.optimizers.LossScaleOptimizer``.
+        optimizer gets its own loss scale (``precision.with_loss_scaling``).
         """
         super().compile(optimizer=None, **kwargs)
-        self.ed_optimizer = ed_optimizer or _default_adam(learning_rate, "ed_adam", adam_betas)
-        self.fg_optimizer = fg_optimizer or _default_adam(learning_rate, "fg_adam", adam_betas)
-        if self.compute_precision == "float16":
-            self.ed_optimizer, self.fg_optimizer = (
-                o if isinstance(o, keras.optimizers.LossScaleOptimizer)
-                else keras.optimizers.LossScaleOptimizer(o, name=f"{o.name}_loss_scale")
-                for o in (self.ed_optimizer, self.fg_optimizer))
+        ed_optimizer = ed_optimizer or _default_adam(learning_rate, "ed_adam", adam_betas)
+        fg_optimizer = fg_optimizer or _default_adam(learning_rate, "fg_adam", adam_betas)
+        self.ed_optimizer = precision.with_loss_scaling(ed_optimizer, self.compute_precision)
+        self.fg_optimizer = precision.with_loss_scaling(fg_optimizer, self.compute_precision)
         # Built eagerly: two lazily built optimizers fail under a 2-replica MirroredStrategy.
         self.ed_optimizer.build(self.ed_variables)
         self.fg_optimizer.build(self.fg_variables)
@@ -193,11 +207,8 @@ class ALAE(keras.Model):
         Progressive growing starts every level of detail with fresh optimizer state.
         """
         for optimizer in (self.ed_optimizer, self.fg_optimizer):
-            if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-                optimizer.dynamic_scale.assign(optimizer.initial_scale)
-                optimizer.step_counter.assign(0)
-                optimizer = optimizer.inner_optimizer
-            for variable in optimizer.variables:
+            precision.reset_loss_scale(optimizer)
+            for variable in precision.inner_optimizer(optimizer).variables:
                 variable.assign(ops.zeros_like(variable))
         self.set_learning_rate(learning_rate)
 
@@ -221,14 +232,8 @@ class ALAE(keras.Model):
 
     # ------------------------------------------------------------------ networks at the level
 
-    def images_at_level(self, x, fade=False):
-        """Real images as the networks see them at the current level (unchanged here)."""
-        return x
-
-    def run_generator(self, generator, w, noise=None):
-        """G (or its EMA copy) at the current level; ``noise`` must be None without noise."""
-        if noise is not None:
-            raise ValueError(f"{type(self).__name__}'s generator takes no noise input")
+    def run_generator(self, generator, w):
+        """G (or its EMA copy) at the current level."""
         return generator(w)
 
     def run_encoder(self, encoder, x):
@@ -236,10 +241,6 @@ class ALAE(keras.Model):
         return encoder(x)
 
     # ------------------------------------------------------------------ inference (EMA)
-
-    def _inference_networks(self, use_ema):
-        suffix = "_ema" if use_ema else ""
-        return tuple(self.network(name + suffix) for name in EMA_NETWORK_NAMES)
 
     def call(self, x, training=False):
         """G(E(x)) with the EMA networks, like ``reconstruct``."""
@@ -250,15 +251,18 @@ class ALAE(keras.Model):
 
         The inference methods return float32 whatever precision the networks compute in.
         """
-        return tf.cast(self.run_encoder(self._inference_networks(use_ema)[2], x), tf.float32)
+        return tf.cast(self.run_encoder(self.inference_network("encoder", use_ema), x),
+                       tf.float32)
 
     def decode(self, w, noise=None, use_ema=True):
-        """Latent codes w [N, latent] (StyleALAE: or per slot [N, slots, latent]) -> images.
+        """Latent codes w [N, latent] -> images.
 
-        ``noise`` (StyleALAE only): the generator's per-pixel noise inputs, which make the
-        output a deterministic function of w; drawn at random when None.
+        ``noise`` is in the signature both families share, so that callers treat them alike:
+        a StyleALAE's generator takes per-pixel noise inputs, an MLP-ALAE's none (None).
         """
-        return tf.cast(self.run_generator(self._inference_networks(use_ema)[1], w, noise),
+        if noise is not None:
+            raise ValueError(f"{type(self).__name__}'s generator takes no noise input")
+        return tf.cast(self.run_generator(self.inference_network("generator", use_ema), w),
                        tf.float32)
 
     def generate(self, z, truncation_psi=1.0, noise=None, use_ema=True):
@@ -267,13 +271,12 @@ class ALAE(keras.Model):
         Args:
             z: a [N, latent] tensor of N(0, 1) samples.
             truncation_psi: w <- w_avg + psi (w - w_avg), a float or scalar tensor; 1 leaves
-                w unchanged.
+                w unchanged (StyleALAE: in the truncated slots).
             noise: as in ``decode``.
             use_ema: use the EMA networks (the default for sampling).
         """
-        mapping_f, generator, _ = self._inference_networks(use_ema)
-        w = mapping_f(z, truncation_psi=truncation_psi)
-        return tf.cast(self.run_generator(generator, w, noise), tf.float32)
+        w = self.inference_network("mapping_f", use_ema)(z, truncation_psi=truncation_psi)
+        return self.decode(w, noise, use_ema)
 
     def reconstruct(self, x, use_ema=True):
         """Images -> G(E(x))."""
@@ -302,16 +305,14 @@ class ALAE(keras.Model):
         return distribute.replica_normal(global_batch, (self.latent_dim,),
                                          self.step_seed(update, purpose))
 
-    def fake_styles(self, global_batch, update, mixing=True):
-        """w = F(z) for a generated batch; the running average w follows it."""
+    def fake_styles(self, global_batch, update):
+        """w = F(z) for a generated batch of one update; the running average w follows it."""
         return self.mapping_f(self.sample_z(global_batch, update), update_w_avg=True)
 
-    def training_noise(self, global_batch, update):
-        """The generator's seeded noise inputs for one update (None: it takes none)."""
-        return None
-
-    def generate_for_training(self, w, global_batch, update):
-        return self.run_generator(self.generator, w, self.training_noise(global_batch, update))
+    def fake_images(self, global_batch, update):
+        """(w, G(w)) for a generated batch of one update, with the training networks."""
+        w = self.fake_styles(global_batch, update)
+        return w, self.run_generator(self.generator, w)
 
     # ------------------------------------------------------------------ the three updates
 
@@ -324,7 +325,7 @@ class ALAE(keras.Model):
         # float16: the inner gradient is taken of the sum times E/D's loss scale, then
         # unscaled, so that small gradients do not underflow (an overflow makes R1 inf and
         # the loss-scale optimizer skips the step).
-        scale = _loss_scale(self.ed_optimizer)
+        scale = precision.loss_scale(self.ed_optimizer)
         with tf.GradientTape() as r1_tape:
             r1_tape.watch(x)
             real_logits = self.discriminate(x)
@@ -362,9 +363,8 @@ class ALAE(keras.Model):
         on steps whose counter is a multiple of k. Returns the per-example adversarial loss
         and weighted R1 penalty of this replica's batch (R1 is 0 on the steps without it).
         """
-        w_fake = tf.stop_gradient(self.fake_styles(global_batch, "discriminator"))
-        x_fake = tf.stop_gradient(
-            self.generate_for_training(w_fake, global_batch, "discriminator"))
+        _, x_fake = self.fake_images(global_batch, "discriminator")
+        x_fake = tf.stop_gradient(x_fake)
         variables = self.ed_variables
         if self.r1_interval == 1:
             grads, adversarial, r1 = self.discriminator_gradients(x, x_fake, global_batch, 1.0)
@@ -394,8 +394,7 @@ class ALAE(keras.Model):
     def generator_step(self, global_batch):
         """Step 2: F and G learn to fool D o E, which stay fixed. Returns per-example losses."""
         with tf.GradientTape() as tape:
-            w = self.fake_styles(global_batch, "generator")
-            fake = self.generate_for_training(w, global_batch, "generator")
+            _, fake = self.fake_images(global_batch, "generator")
             per_example = losses.generator_loss(self.discriminate(fake))
             loss = self.fg_optimizer.scale_loss(distribute.global_mean(per_example, global_batch))
         _apply(self.fg_optimizer, tape.gradient(loss, self.fg_variables), self.fg_variables)
@@ -410,19 +409,15 @@ class ALAE(keras.Model):
         e_variables = self.encoder.trainable_variables
         variables = e_variables + self.fg_variables
         with tf.GradientTape() as tape:
-            # No style mixing: the target is the one w that made the image.
-            w = self.fake_styles(global_batch, "latent", mixing=False)
-            fake = self.generate_for_training(w, global_batch, "latent")
+            w, fake = self.fake_images(global_batch, "latent")
             w_rec = self.run_encoder(self.encoder, fake)
             per_example = losses.latent_reconstruction_loss(
                 tf.cast(tf.stop_gradient(single_style(w)), tf.float32), tf.cast(w_rec, tf.float32))
             loss = self.ed_optimizer.scale_loss(distribute.global_mean(per_example, global_batch))
         grads = tape.gradient(loss, variables)
-        fg_grads = grads[len(e_variables):]
-        ed_scale, fg_scale = _loss_scale(self.ed_optimizer), _loss_scale(self.fg_optimizer)
-        if ed_scale is not None:
-            # One backward pass at E/D's loss scale; F/G's optimizer expects its own scale.
-            fg_grads = [None if g is None else g * (fg_scale / ed_scale) for g in fg_grads]
+        # One backward pass at E/D's loss scale; F/G's optimizer expects its own scale.
+        fg_grads = precision.rescale_gradients(grads[len(e_variables):], self.ed_optimizer,
+                                               self.fg_optimizer)
         _apply(self.ed_optimizer, grads[:len(e_variables)], e_variables)
         _apply(self.fg_optimizer, fg_grads, self.fg_variables)
         return per_example
@@ -443,7 +438,7 @@ class ALAE(keras.Model):
             ("loss/d", d_loss), ("loss/r1", r1), ("loss/g", g_loss), ("loss/latent", latent_loss)
         ):
             value = tf.reduce_mean(per_example)
-            if name == "loss/r1" and _loss_scale(self.ed_optimizer) is not None:
+            if name == "loss/r1" and precision.loss_scale(self.ed_optimizer) is not None:
                 # float16: R1 overflows on the steps the loss-scale optimizer skips (and
                 # halves its scale for); those steps are left out of the logged mean.
                 finite = tf.math.is_finite(value)
@@ -471,13 +466,6 @@ class ALAE(keras.Model):
                 targets.append(dst)
                 values.append(src + beta * (dst - src) if src.trainable else src.value)
         distribute.assign_synced(targets, values)
-
-
-def _loss_scale(optimizer):
-    """The dynamic loss scale of a LossScaleOptimizer (float16 training), else None."""
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return optimizer.dynamic_scale
-    return None
 
 
 def _apply(optimizer, grads, variables):

@@ -4,9 +4,13 @@
 ``mixed_float16`` compute every layer in the 16-bit type and keep the variables in float32
 (Keras's mixed policies). Whatever the policy, the ALAE model keeps these in float32: D's
 logits, the losses, R1's input gradient and penalty, the running average w and the EMA
-weights (``alae_tf.model``). ``mixed_float16`` also wraps each optimizer in a
-``keras.optimizers.LossScaleOptimizer``; bfloat16 has float32's exponent range and needs no
-loss scaling.
+weights (``alae_tf.model``).
+
+``mixed_float16`` also needs loss scaling, and all of it is here: each optimizer is wrapped in
+its own ``keras.optimizers.LossScaleOptimizer`` (``with_loss_scaling``), whose scale the model
+also applies to R1's inner gradient (``loss_scale``) and converts between the two optimizers
+in the latent update (``rescale_gradients``). bfloat16 has float32's exponent range and needs
+no loss scaling.
 """
 
 import contextlib
@@ -43,10 +47,10 @@ def cpu_model(cpuinfo="/proc/cpuinfo"):
 def default_precision(has_gpu, family="mlp", flags=None):
     """The precision ``alae-train`` picks when none is given (``--precision auto``).
 
-    ``mixed_bfloat16`` for an MLP-ALAE trained on a CPU with native bfloat16 arithmetic
-    (1.7 times float32's training speed for mnist_mlp on such a CPU, with scores that hold:
-    README, "Mixed precision"); ``float32`` otherwise: StyleALAE gained 4% from bfloat16 on
-    the same CPU, too little to trade for unmeasured scores, and GPUs were not measured here.
+    ``mixed_bfloat16`` for an MLP-ALAE trained on a CPU with native bfloat16 arithmetic, where
+    it trains much faster than float32 with scores that hold; ``float32`` otherwise:
+    StyleALAE gains too little from bfloat16 to trade for unmeasured scores, and GPUs were not
+    measured (the figures: docs/performance.md).
     """
     flags = cpu_flags() if flags is None else flags
     if family == "mlp" and not has_gpu and any(flag in flags for flag in BF16_CPU_FLAGS):
@@ -66,3 +70,43 @@ def policy_scope(precision):
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def with_loss_scaling(optimizer, compute_dtype):
+    """``optimizer`` as networks computing in ``compute_dtype`` need it: float16's narrow
+    exponent range needs a ``LossScaleOptimizer`` (a dynamic scale of its own per optimizer,
+    unless ``optimizer`` is one already); other dtypes need none."""
+    if compute_dtype != "float16" or isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer, name=f"{optimizer.name}_loss_scale")
+
+
+def loss_scale(optimizer):
+    """The dynamic loss scale (a variable) of a ``LossScaleOptimizer``, else None."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.dynamic_scale
+    return None
+
+
+def inner_optimizer(optimizer):
+    """The optimizer that holds the moments: a ``LossScaleOptimizer``'s inner one."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.inner_optimizer
+    return optimizer
+
+
+def reset_loss_scale(optimizer):
+    """Puts a ``LossScaleOptimizer``'s scale and its count of finite steps back to their
+    start (nothing to do for other optimizers)."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer.dynamic_scale.assign(optimizer.initial_scale)
+        optimizer.step_counter.assign(0)
+
+
+def rescale_gradients(gradients, source, target):
+    """Gradients of a loss scaled by ``source``'s loss scale, brought to ``target``'s (which
+    ``target.apply`` divides by); unchanged without loss scaling. None stays None."""
+    source_scale, target_scale = loss_scale(source), loss_scale(target)
+    if source_scale is None:
+        return gradients
+    return [None if g is None else g * (target_scale / source_scale) for g in gradients]

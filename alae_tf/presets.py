@@ -111,8 +111,8 @@ class Preset:
 
 PRESETS = {
     # The paper's MNIST MLP experiment (branch mnist_ref of the reference code), on the
-    # embedded 8k training digits. The epoch count is this project's default budget: about
-    # ten minutes on two CPU cores (see the README), not the reference's.
+    # embedded 8k training digits. The epoch count is this project's default budget, sized
+    # for a two-core CPU (its training time: docs/performance.md), not the reference's.
     "mnist_mlp": Preset(
         name="mnist_mlp",
         family="mlp",
@@ -126,8 +126,9 @@ PRESETS = {
         r1_gamma=10.0,
         epochs=100,
     ),
-    # StyleALAE presets (ALAE_SPEC.md section 5; reference configs). Batch sizes per level are
-    # the reference's 8-GPU ones for the face/scene presets; learning rates as configured.
+    # StyleALAE presets (paper section 5; podgorskiy/ALAE configs/*.yaml and lod_driver.py).
+    # Batch sizes per level are the reference's 8-GPU ones for the face/scene presets;
+    # learning rates as configured.
     "mnist_style": Preset(
         name="mnist_style", family="style", resolution=32, channels=1, latent_dim=32,
         mapping_layers=4, pixel_range=(-1.0, 1.0), startf=64, maxf=256, epochs_per_lod=10,
@@ -135,7 +136,8 @@ PRESETS = {
         batch_size=64, learning_rate=0.0015,
     ),
     # This project's narrow MNIST StyleALAE for CPUs: same structure, a quarter of the
-    # channels, and a schedule that finishes in about 15 minutes on two cores.
+    # channels, and a shorter schedule sized for two cores (its training time:
+    # docs/performance.md).
     "mnist_style_small": Preset(
         name="mnist_style_small", family="style", resolution=32, channels=1, latent_dim=32,
         mapping_layers=4, pixel_range=(-1.0, 1.0), startf=16, maxf=64, epochs_per_lod=4,
@@ -176,8 +178,9 @@ PRESETS = {
 }
 # This project's faster MNIST recipe (benchmarks/ablation.py; README "The fast recipe"): the
 # reference networks, G's output through a sigmoid into the data range [0, 1], and twice the
-# learning rate; 150 epochs, about 10 minutes on two cores in bfloat16 (alae-train's default
-# precision on CPUs with native bfloat16). mnist_mlp stays the paper's setting.
+# learning rate; 150 epochs, which bfloat16 (alae-train's default precision on CPUs with
+# native bfloat16) trains in mnist_mlp's time budget (docs/performance.md). mnist_mlp stays
+# the paper's setting.
 PRESETS["mnist_mlp_fast"] = dataclasses.replace(
     PRESETS["mnist_mlp"], name="mnist_mlp_fast", learning_rate=0.004, g_output="sigmoid",
     epochs=150,

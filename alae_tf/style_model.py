@@ -56,7 +56,8 @@ class StyleALAE(ALAE):
     - style mixing (discriminator and generator updates): with probability
       ``style_mixing_prob`` a second w = F(z2) takes the slots from a crossover drawn uniformly
       in [1, 2 (lod + 1)]; the second w keeps its gradient and is not averaged into w_avg;
-    - the generator's per-pixel noise during training, drawn from the model's seed.
+    - the generator's per-pixel noise: drawn from the model's seed in training, given or drawn
+      at random in inference (``decode``, ``generate``).
 
     Args:
         mapping_f: a ``MappingF`` with ``num_styles`` equal to the generator's.
@@ -66,7 +67,9 @@ class StyleALAE(ALAE):
         style_mixing_prob: probability that a generated batch mixes two w (0.9).
         **kwargs: the ``ALAE`` arguments (r1_gamma, ema_half_life, seed, name).
 
-    Reference: ALAE paper section 5; ALAE_SPEC.md section 5; Karras et al. 2019 (style mixing).
+    Reference: ALAE paper section 5; podgorskiy/ALAE model.py (``Model.generate``), net.py
+    (``Generator``, ``EncoderDefault``) and lod_driver.py (``LODDriver``); Karras et al. 2019
+    (style mixing).
     """
 
     def __init__(self, mapping_f, generator, encoder, mapping_d, style_mixing_prob=0.9,
@@ -166,6 +169,8 @@ class StyleALAE(ALAE):
         return coarse + self.alpha() * (x - coarse)
 
     def run_generator(self, generator, w, noise=None):
+        """G (or its EMA copy) at the current level, with the per-pixel ``noise`` inputs
+        (shapes ``noise_shapes()``; None: drawn at random)."""
         return generator(w, lod=self._level, alpha=self.alpha(), noise=noise)
 
     def run_encoder(self, encoder, x):
@@ -175,15 +180,29 @@ class StyleALAE(ALAE):
         """(H, W) of each of the generator's noise inputs at the current level."""
         return self.generator.noise_shapes(self._level)
 
+    # ------------------------------------------------------------------ inference (EMA)
+
+    def decode(self, w, noise=None, use_ema=True):
+        """Latent codes w, [N, latent] or per slot [N, slots, latent] -> images.
+
+        ``noise``: the generator's per-pixel noise inputs (shapes ``noise_shapes()``), which
+        make the output a deterministic function of w; drawn at random when None.
+        """
+        return tf.cast(self.run_generator(self.inference_network("generator", use_ema), w,
+                                          noise), tf.float32)
+
     # ------------------------------------------------------------------ training draws
 
-    def fake_styles(self, global_batch, update, mixing=True):
-        """w = F(z) in every slot, or with probability p two w split at a random crossover.
+    def fake_styles(self, global_batch, update):
+        """w = F(z) in every slot, or, in the discriminator and generator updates, with
+        probability p two w split at a random crossover.
 
-        Only the first w moves the running average (the reference averages it alone).
+        The latent update never mixes: its target is the one w that made the image (the
+        reference's ``Model.forward`` generates with ``mixing=False`` there). Only the first w
+        moves the running average (the reference averages it alone).
         """
         w = self.mapping_f(self.sample_z(global_batch, update), update_w_avg=True)
-        if not mixing or self.style_mixing_prob <= 0:
+        if update == "latent" or self.style_mixing_prob <= 0:
             return w
         w_mix = self.mapping_f(self.sample_z(global_batch, update, "mixing_z"))
         draws = tf.random.stateless_uniform((2,), seed=self.step_seed(update, "mixing_draw"))
@@ -193,12 +212,18 @@ class StyleALAE(ALAE):
         return mix_styles(w, w_mix, crossover)
 
     def training_noise(self, global_batch, update):
+        """This replica's share of the generator's noise inputs for one update, drawn from
+        the model's seed and step like every other draw of training."""
         seed = self.step_seed(update, "noise")
         return [
             distribute.replica_normal(global_batch, (h, w, 1),
                                       tf.random.experimental.stateless_fold_in(seed, i))
             for i, (h, w) in enumerate(self.noise_shapes())
         ]
+
+    def fake_images(self, global_batch, update):
+        w = self.fake_styles(global_batch, update)
+        return w, self.run_generator(self.generator, w, self.training_noise(global_batch, update))
 
     def train_step(self, data):
         self.alpha_tracker.update_state(self.alpha())  # the weight this step trains with

@@ -18,7 +18,7 @@ IMAGES_PER_EPOCH = {
     "mnist_style_small": 7_996, "celeba128": 182_637, "celeba_hq256": 29_000,
     "bedroom256": 758_260, "ffhq1024": 60_000,
 }
-# Training times the paper's authors reported, where known (ALAE_SPEC.md section 6).
+# Training times the paper's authors reported, where known (the paper's FFHQ experiment).
 REPORTED = {"ffhq1024": "over 2 days on 8 Titan RTX"}
 # (name, dense peak FLOP/s per GPU, assumed utilisation)
 GPUS = (
@@ -34,13 +34,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from alae_tf.flops import schedule_flops
-    from alae_tf.presets import PRESETS
+    from alae_tf.presets import PRESETS, build_model
 
     names = args.presets or list(PRESETS)
     rows = []
     for name in names:
         preset = PRESETS[name]
-        levels = schedule_flops(preset, IMAGES_PER_EPOCH[name])
+        levels = schedule_flops(build_model(preset, seed=0), preset, IMAGES_PER_EPOCH[name])
         total = sum(level[5] for level in levels)
         images = sum(level[3] for level in levels)
         row = {"preset": name, "resolution": preset.resolution,

@@ -210,6 +210,24 @@ def test_inference_api_shapes_and_truncation(make_tiny_model):
     np.testing.assert_array_equal(model(x), model.reconstruct(x))
 
 
+def test_inference_runs_the_networks_named_ema_or_trained(make_tiny_model):
+    model = make_tiny_model()
+    model.compile()
+    model.train_step(_images(4))
+    assert model.inference_network("encoder") is model.encoder_ema
+    assert model.inference_network("generator", use_ema=False) is model.generator
+    x, z = _images(2), tf.random.normal((2, 8), seed=4)
+    # Training moved the trained networks away from their EMA copies.
+    assert not np.allclose(model.encode(x), model.encode(x, use_ema=False))
+    np.testing.assert_array_equal(model.encode(x, use_ema=False), model.encoder(x))
+    np.testing.assert_array_equal(model.generate(z, use_ema=False),
+                                  model.generator(model.mapping_f(z, truncation_psi=1.0)))
+    with pytest.raises(ValueError, match="mapping_d"):
+        model.inference_network("mapping_d")
+    with pytest.raises(ValueError, match="no noise input"):
+        model.decode(model.encode(x), noise=[tf.zeros((2, 8, 8, 1))])
+
+
 def test_truncation_psi_is_a_tensor_traced_once(make_tiny_model):
     model = make_tiny_model()
     model.mapping_f_ema.w_avg.assign(tf.fill((model.latent_dim,), 0.5))

@@ -138,7 +138,7 @@ def test_style_mixing_uses_two_codes_split_at_a_crossover():
     # The latent update never mixes: its target is the single w.
     model = tiny_style_model(style_mixing_prob=1.0)
     w = model.mapping_f(model.sample_z(3, "latent")).numpy()
-    np.testing.assert_allclose(model.fake_styles(3, "latent", mixing=False), w, atol=1e-6)
+    np.testing.assert_allclose(model.fake_styles(3, "latent"), w, atol=1e-6)
 
 
 def test_mixing_gradient_reaches_f_through_both_codes():
