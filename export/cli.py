@@ -47,7 +47,7 @@ def _export_errors(run_dir, path):
     """An export's expected failures as one-line usage errors."""
     import tensorflow as tf
 
-    from alae_tf.export.saved_model import ExportError
+    from alae_tf.export.core import ExportError
 
     try:
         yield

@@ -50,6 +50,14 @@ def latest_version(base_path):
     return version, os.path.join(base_path, str(version))
 
 
+def _listed(array):
+    """An output array as JSON values: nested lists of numbers, TensorFlow strings as text."""
+    if array.dtype.kind in "SO":
+        return np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(
+            array).tolist()
+    return array.tolist()
+
+
 class ServedModel:
     """A loaded SavedModel and the TF Serving predict protocol on its signatures.
 
@@ -85,7 +93,8 @@ class ServedModel:
             outputs = self.signatures[signature_name](**tensors)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
             raise PredictError(clean_message(e)) from None
-        return {key: value.numpy() for key, value in outputs.items()}
+        # A scalar string output (the metadata signature's) is bytes, not an array.
+        return {key: np.asarray(value.numpy()) for key, value in outputs.items()}
 
     def _specs(self, signature_name):
         if signature_name not in self.signatures:
@@ -99,7 +108,7 @@ class ServedModel:
         dtype = spec.dtype.as_numpy_dtype
         try:
             array = np.asarray(value, dtype=np.float64 if spec.dtype.is_integer else dtype)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError, RecursionError):
             raise PredictError(f"input {name!r}: expected a (nested) list of numbers of one "
                                f"shape, {spec.dtype.name}") from None
         if spec.dtype.is_integer:
@@ -136,8 +145,8 @@ class ServedModel:
             return {"predictions": self._to_rows(outputs)}
         outputs = self.run(signature_name, self._from_columns(body["inputs"], names))
         if len(outputs) == 1:
-            return {"outputs": next(iter(outputs.values())).tolist()}
-        return {"outputs": {key: value.tolist() for key, value in outputs.items()}}
+            return {"outputs": _listed(next(iter(outputs.values())))}
+        return {"outputs": {key: _listed(value) for key, value in outputs.items()}}
 
     @staticmethod
     def _from_rows(instances, names):
@@ -163,8 +172,8 @@ class ServedModel:
     @staticmethod
     def _to_rows(outputs):
         if len(outputs) == 1:
-            return next(iter(outputs.values())).tolist()
-        columns = {key: value.tolist() for key, value in outputs.items()}
+            return _listed(next(iter(outputs.values())))
+        columns = {key: _listed(value) for key, value in outputs.items()}
         count = len(next(iter(columns.values())))
         return [{key: column[i] for key, column in columns.items()} for i in range(count)]
 

@@ -12,7 +12,9 @@ Endpoints (NAME is the model name, by default the folder name of MODEL_BASE_PATH
 - ``GET /v1/models/NAME/metadata``
 - ``GET /v1/models/NAME``
 
-Errors are TF Serving's: a JSON body ``{"error": "..."}`` with a 4xx status.
+Errors are TF Serving's: a JSON body ``{"error": "..."}`` with a 4xx status, for every request
+a client can get wrong (unknown paths and methods, bodies over the size limit, bodies that are
+not JSON or nested too deeply, inputs the signatures refuse).
 """
 
 import json
@@ -31,45 +33,95 @@ from alae_tf.cli import (
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 
+class ReadWholeBody:
+    """ASGI middleware: reads (and drops) what the application left of a request's body before
+    the response starts.
+
+    An answer sent before the client has sent its whole body (a 413, a 404) is otherwise
+    followed by closing a socket that holds unread data, which the kernel answers with a
+    reset: the client, still sending, sees the reset instead of the answer.
+
+    Args:
+        app: the ASGI application to wrap.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        finished = False
+
+        async def tracked_receive():
+            nonlocal finished
+            message = await receive()
+            finished = message["type"] == "http.disconnect" or not message.get("more_body")
+            return message
+
+        async def send_after_body(message):
+            if message["type"] == "http.response.start":
+                while not finished:
+                    await tracked_receive()
+            await send(message)
+
+        await self.app(scope, tracked_receive, send_after_body)
+
+
+async def read_json(request, max_request_bytes):
+    """The request's body, decoded; PredictError (400, 413) if it is too large or not JSON."""
+    from alae_tf.export.rest import PredictError
+
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_request_bytes:
+        raise PredictError(f"request body of {declared} bytes is larger than the limit of "
+                           f"{max_request_bytes} bytes", status=413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_request_bytes:
+            raise PredictError(f"request body is larger than the limit of "
+                               f"{max_request_bytes} bytes", status=413)
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise PredictError("JSON Parse error: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise PredictError(f"JSON Parse error: {e}") from None
+
+
 def create_app(served, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES):
     """The FastAPI application that serves ``served`` (an ``rest.ServedModel``)."""
     from fastapi import FastAPI, Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
 
     from alae_tf.export.rest import PredictError
 
     app = FastAPI(title=f"alae-serve: {served.name}", docs_url=None, redoc_url=None,
                   openapi_url=None)
+    app.add_middleware(ReadWholeBody)
 
-    def error(message, status):
-        return JSONResponse({"error": message}, status_code=status)
+    def error(message, status, headers=None):
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+    @app.exception_handler(HTTPException)
+    async def routing_error(request, e):
+        """A path no endpoint has (404) or a method it does not take (405)."""
+        return error(f"{e.detail}: {request.method} {request.url.path}", e.status_code,
+                     e.headers)
 
     def check_name(name, version=None):
         if name != served.name or (version is not None and version != str(served.version)):
             wanted = f"Specific({name}, {version})" if version else f"Latest({name})"
             raise PredictError(f"Servable not found for request: {wanted}", status=404)
 
-    async def read_json(request):
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_request_bytes:
-            raise PredictError(f"request body of {declared} bytes is larger than the limit of "
-                               f"{max_request_bytes} bytes", status=413)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_request_bytes:
-                raise PredictError(f"request body is larger than the limit of "
-                                   f"{max_request_bytes} bytes", status=413)
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise PredictError(f"JSON Parse error: {e}") from None
-
     async def predict(request, name, version=None):
         try:
             check_name(name, version)
-            body = await read_json(request)
+            body = await read_json(request, max_request_bytes)
             return JSONResponse(await run_in_threadpool(served.predict_json, body))
         except PredictError as e:
             return error(str(e), e.status)

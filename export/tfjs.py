@@ -17,9 +17,9 @@ and ``manifest.json``, which says all of this in JSON (plus the preset, the nois
 the run's own alae-eval scores), so a page needs nothing but the folder.
 
 The graphs are converted by the pinned ``tensorflowjs`` converter from SavedModel signatures
-built by the same code as the TF Serving export (``saved_model._Signatures``), with two
-differences TF.js needs: no run-time input checks (TF.js has no Assert op; the page fixes the
-shapes), and StyleALAE's per-pixel noise is an input (TF.js has no stateless random ops). The
+built on the same networks and conversions as the TF Serving export (``core.Networks``), with
+two differences TF.js needs: no run-time input checks (TF.js has no Assert op; the page fixes
+the shapes), and StyleALAE's per-pixel noise is an input (TF.js has no stateless random ops). The
 noise input is every noise map of the generator flattened and concatenated, in
 ``manifest["noise"]["shapes"]`` order; zeros give the mean image, N(0, 1) draws the noise
 training used. The demo loads encoder, generator and mapping, so no weights are downloaded twice;
@@ -32,16 +32,17 @@ import json
 import os
 import tempfile
 
-import keras
-import numpy as np
 import tensorflow as tf
 
 from alae_tf.cli import stderr_captured
-from alae_tf.export.saved_model import (
+from alae_tf.export.core import (
     ExportError,
-    _Signatures,
+    Networks,
+    check_destination,
     check_exportable,
     model_facts,
+    spec_json,
+    write_archive,
     written_atomically,
 )
 
@@ -51,13 +52,26 @@ GRAPHS = ("encoder", "generator", "mapping", "reconstruct")
 QUANTIZATIONS = ("float16", "uint8")
 # The run's alae-eval numbers copied into the manifest, when the run has them.
 SCORE_KEYS = ("w/ema", "w/raw", "features/ema")
+NOTES = (
+    "images in [0, 1], NHWC; inputs are clipped to [0, 1]",
+    "truncation_psi: one value per example; 1 = no truncation, 0 = the average w",
+    "noise: the generator's noise maps flattened and concatenated in noise.shapes "
+    "order; zeros give the mean image, N(0, 1) the noise used in training",
+    "w_styles[:, k] is the w of style slot k; slots 2b and 2b + 1 style "
+    "generator block b (block 0 is 4x4); coarse slots first",
+)
 
 
-class BrowserSignatures(_Signatures):
-    """The functions behind the TF.js graphs (unchecked; StyleALAE noise as one input)."""
+class BrowserSignatures(Networks):
+    """The functions behind the TF.js graphs (unchecked; StyleALAE noise as one input).
+
+    Args:
+        model: an ALAE or StyleALAE at full resolution.
+        pixel_range: the preset's (low, high) pixel range.
+    """
 
     def __init__(self, model, pixel_range):
-        super().__init__(model, pixel_range, checked=False)
+        super().__init__(model, pixel_range)
         self.noise_size = sum(h * w for h, w in self.noise_shapes)
 
     def split_noise(self, noise):
@@ -69,21 +83,21 @@ class BrowserSignatures(_Signatures):
         return maps
 
     def encoder_fn(self, images):
-        return {"w": self.encoder(self._images_in(images))}
+        return {"w": self.encoder(self.images_in(images))}
 
     def generator_fn(self, w, noise=None):
         noise = None if noise is None else self.split_noise(noise)
-        return {"images": self._images_out(self._decode(w, noise=noise), tf.float32)}
+        return {"images": self.images_out(self.run_generator(w, noise=noise), tf.float32)}
 
     def mapping_fn(self, z, truncation_psi):
         return {"w_styles" if self.styled else "w": self.mapping_f(z,
                                                                   truncation_psi=truncation_psi)}
 
     def reconstruct_fn(self, images, noise=None):
-        w = self.encoder(self._images_in(images))
+        w = self.encoder(self.images_in(images))
         return self.generator_fn(w, noise)
 
-    def browser_specs(self):
+    def specs(self):
         """{graph: (function, [TensorSpec, ...])}."""
         images = tf.TensorSpec((None, *self.image_shape), tf.float32, name="images")
         latent = (None, self.latent_dim)
@@ -234,6 +248,27 @@ def _make_portable(graph_dir):
             json.dump(graph, f)
 
 
+def _write_graphs(folder, signatures, quantize, quiet):
+    """Converts every graph of ``signatures`` into ``folder``/GRAPH; returns the manifest's
+    "graphs" entry."""
+    specs = signatures.specs()
+    graphs = {}
+    with tempfile.TemporaryDirectory(prefix="alae_tfjs_") as work:
+        saved_model_dir = os.path.join(work, "saved_model")
+        write_archive(saved_model_dir, signatures, specs)
+        for name, (_, input_specs) in specs.items():
+            graph_dir = os.path.join(folder, name)
+            _convert(saved_model_dir, name, graph_dir, quantize, quiet)
+            _make_portable(graph_dir)
+            graphs[name] = {
+                "path": f"{name}/model.json",
+                "bytes": _folder_bytes(graph_dir),
+                "inputs": {s.name: spec_json(s) for s in input_specs},
+                "outputs": signatures.outputs(name),
+            }
+    return graphs
+
+
 def export_tfjs(model, preset, path, quantize=None, overwrite=False, scores=None, source=None,
                 quiet=False):
     """Writes the TF.js export of ``model`` (an ALAE at full resolution) to folder ``path``.
@@ -246,6 +281,9 @@ def export_tfjs(model, preset, path, quantize=None, overwrite=False, scores=None
         quiet: hide the converter's log lines (Grappler logs through absl whatever
             TF_CPP_MIN_LOG_LEVEL says).
 
+    Returns:
+        The manifest (also written to ``path``/manifest.json).
+
     Raises:
         ExportError: mid-growth model, unknown quantization, or ``path`` exists without
             ``overwrite``.
@@ -254,32 +292,9 @@ def export_tfjs(model, preset, path, quantize=None, overwrite=False, scores=None
     if quantize not in (None, *QUANTIZATIONS):
         raise ExportError(f"unknown quantization {quantize!r}: pick one of "
                           f"{', '.join(QUANTIZATIONS)}")
-    if os.path.exists(path) and not overwrite:
-        raise ExportError(f"{path} exists; pick another --name or pass --overwrite")
+    check_destination(path, overwrite, "--name")
     signatures = BrowserSignatures(model, preset.pixel_range)
-    specs = signatures.browser_specs()
-
     with written_atomically(path) as tmp:
-        with tempfile.TemporaryDirectory(prefix="alae_tfjs_") as work:
-            archive = keras.export.ExportArchive()
-            for network in (signatures.mapping_f, signatures.generator, signatures.encoder):
-                archive.track(network)
-            for name, (fn, input_specs) in specs.items():
-                archive.add_endpoint(name, fn, input_signature=input_specs)
-            saved_model_dir = os.path.join(work, "saved_model")
-            archive.write_out(saved_model_dir, verbose=False)
-            graphs = {}
-            for name, (_, input_specs) in specs.items():
-                _convert(saved_model_dir, name, os.path.join(tmp, name), quantize, quiet)
-                _make_portable(os.path.join(tmp, name))
-                graphs[name] = {
-                    "path": f"{name}/model.json",
-                    "bytes": _folder_bytes(os.path.join(tmp, name)),
-                    "inputs": {s.name: {"dtype": s.dtype.name,
-                                        "shape": [-1 if d is None else d for d in s.shape]}
-                               for s in input_specs},
-                    "outputs": signatures.outputs(name),
-                }
         manifest = {
             "format": FORMAT,
             **model_facts(model, preset),
@@ -288,35 +303,12 @@ def export_tfjs(model, preset, path, quantize=None, overwrite=False, scores=None
                       "shapes": [list(s) for s in signatures.noise_shapes]},
             "images": {"dtype": "float32", "range": [0.0, 1.0], "layout": "NHWC"},
             "quantization": quantize or "float32",
-            "graphs": graphs,
+            "graphs": _write_graphs(tmp, signatures, quantize, quiet),
             "scores": scores or {},
             "source": source or {},
-            "notes": [
-                "images in [0, 1], NHWC; inputs are clipped to [0, 1]",
-                "truncation_psi: one value per example; 1 = no truncation, 0 = the average w",
-                "noise: the generator's noise maps flattened and concatenated in noise.shapes "
-                "order; zeros give the mean image, N(0, 1) the noise used in training",
-                "w_styles[:, k] is the w of style slot k; slots 2b and 2b + 1 style "
-                "generator block b (block 0 is 4x4); coarse slots first",
-            ],
+            "notes": list(NOTES),
         }
         with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)
             f.write("\n")
     return manifest
-
-
-def reference_outputs(model, preset, inputs):
-    """What each TF.js graph should return for ``inputs`` ({graph: {input: array}}), by Keras.
-
-    Runs the same functions the export converts, in TensorFlow, so a TF.js runtime can be
-    compared against them.
-    """
-    signatures = BrowserSignatures(model, preset.pixel_range)
-    specs = signatures.browser_specs()
-    results = {}
-    for graph, feeds in inputs.items():
-        fn, input_specs = specs[graph]
-        args = [tf.constant(np.asarray(feeds[s.name], np.float32)) for s in input_specs]
-        results[graph] = {k: v.numpy() for k, v in fn(*args).items()}
-    return results

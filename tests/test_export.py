@@ -1,13 +1,17 @@
 """SavedModel export: signatures equal Keras in a fresh process, TF Serving's request contract,
-bad requests, alae-export's refusals, and alae-serve over real HTTP on 127.0.0.1."""
+bad requests, alae-export's refusals, and alae-serve over real HTTP on 127.0.0.1 (one server
+process for the module, driven by a well-behaved and by a hostile client)."""
 
+import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +23,7 @@ import tensorflow as tf
 from alae_tf.export import cli as export_cli
 from alae_tf.export.rest import PredictError, ServedModel
 from alae_tf.presets import build_model, get_preset
-from alae_tf.runs import RunCheckpoint, load_trained_model, record_config
+from alae_tf.runs import RunCheckpoint, RunSettings, load_trained_model, record_config
 from alae_tf.style_model import StyleALAE, noise_from_seeds
 
 BIN = Path(sys.executable).parent
@@ -89,47 +93,40 @@ def _call_args(signature, inputs, styled):
 
 
 FRESH_PROCESS = """
-import json, sys
+import contextlib, io, json, sys
 import numpy as np
 import tensorflow as tf
-loaded = tf.saved_model.load(sys.argv[1])
-calls = np.load(sys.argv[2], allow_pickle=False)
-results = {}
-for key in calls.files:
-    signature, name = key.split("|")
-    results.setdefault(signature, {})[name] = calls[key]
-out = {}
-for signature, args in results.items():
-    tensors = {k: tf.constant(v) for k, v in args.items()}
-    for name, value in loaded.signatures[signature](**tensors).items():
-        out[signature + "|" + name] = value.numpy()
-np.savez(sys.argv[3], **out)
+from tensorflow.python.tools import saved_model_cli
+report = {}
+for export_dir, calls_file, out_file in zip(*[iter(sys.argv[2:])] * 3):
+    loaded = tf.saved_model.load(export_dir)
+    calls = np.load(calls_file, allow_pickle=False)
+    results = {}
+    for key in calls.files:
+        signature, name = key.split("|")
+        results.setdefault(signature, {})[name] = calls[key]
+    out = {}
+    for signature, args in results.items():
+        tensors = {k: tf.constant(v) for k, v in args.items()}
+        for name, value in loaded.signatures[signature](**tensors).items():
+            out[signature + "|" + name] = value.numpy()
+    np.savez(out_file, **out)
+    report[export_dir] = sorted(loaded.signatures)
+# saved_model_cli as TF Serving's users run it (the same main as the console script).
+shown = io.StringIO()
+sys.argv = ["saved_model_cli", "show", "--dir", sys.argv[1], "--all"]
+with contextlib.redirect_stdout(shown):
+    try:
+        saved_model_cli.main()
+    except SystemExit as e:
+        assert not e.code, e.code
 print(json.dumps({"alae_tf_imported": any(m.startswith("alae_tf") for m in sys.modules),
-                  "signatures": sorted(loaded.signatures)}))
+                  "signatures": report, "saved_model_cli": shown.getvalue()}))
 """
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("family", ["mlp", "style"])
-def test_signatures_in_a_fresh_process_match_keras(exports, family, tmp_path):
-    run_dir, base = exports[family]
-    model, preset, _, _ = load_trained_model(str(run_dir))
-    inputs = _inputs(model)
+def _check_outputs(got, model, preset, inputs, signatures):
     expected = _expected(model, preset, inputs)
-    styled = family == "style"
-    signatures = [s + suffix for s in expected for suffix in ("", "_uint8")]
-    calls = {f"{s}|{k}": v for s in signatures for k, v in _call_args(s, inputs, styled).items()}
-    np.savez(tmp_path / "calls.npz", **calls)
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, str(base / "1"), str(tmp_path / "calls.npz"),
-         str(tmp_path / "out.npz")],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["alae_tf_imported"] is False
-    assert set(signatures) | {"serving_default", "metadata"} <= set(report["signatures"])
-    got = np.load(tmp_path / "out.npz")
     # The uint8 twins see the 8-bit images: compare them with Keras on those.
     quantised = {**inputs, "images": inputs["images_uint8"].astype("float32") / 255.0}
     expected_uint8 = _expected(model, preset, quantised)
@@ -152,18 +149,44 @@ def test_signatures_in_a_fresh_process_match_keras(exports, family, tmp_path):
 
 
 @pytest.mark.slow
-def test_saved_model_cli_lists_every_signature(exports):
-    _, base = exports["style"]
-    result = subprocess.run([str(BIN / "saved_model_cli"), "show", "--dir", str(base / "1"),
-                             "--all"], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert result.returncode == 0, result.stderr[-2000:]
+def test_signatures_in_a_fresh_process_match_keras(exports, tmp_path):
+    """Both exports loaded by TensorFlow alone in one fresh process (what TF Serving sees):
+    every signature equals Keras, and saved_model_cli lists them."""
+    families, argv = {}, []
+    for family in ("mlp", "style"):
+        run_dir, base = exports[family]
+        model, preset, _, _ = load_trained_model(str(run_dir))
+        inputs = _inputs(model)
+        signatures = [s + suffix for s in _expected(model, preset, inputs)
+                      for suffix in ("", "_uint8")]
+        calls = {f"{s}|{k}": v for s in signatures
+                 for k, v in _call_args(s, inputs, family == "style").items()}
+        np.savez(tmp_path / f"{family}_calls.npz", **calls)
+        argv += [str(base / "1"), str(tmp_path / f"{family}_calls.npz"),
+                 str(tmp_path / f"{family}_out.npz")]
+        families[family] = (model, preset, inputs, signatures)
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(exports["style"][1] / "1"), *argv],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["alae_tf_imported"] is False
+    for family, (model, preset, inputs, signatures) in families.items():
+        export_dir = str(exports[family][1] / "1")
+        assert set(signatures) | {"serving_default", "metadata"} <= set(
+            report["signatures"][export_dir])
+        _check_outputs(np.load(tmp_path / f"{family}_out.npz"), model, preset, inputs,
+                       signatures)
+
+    shown = report["saved_model_cli"]
     for name in ("serving_default", "reconstruct", "reconstruct_uint8", "encode", "encode_uint8",
                  "decode", "decode_uint8", "decode_styles", "decode_styles_uint8", "generate",
                  "generate_uint8", "metadata"):
-        assert f"signature_def['{name}']" in result.stdout, name
-    assert "inputs['noise_seed'] tensor_info:" in result.stdout
-    description = json.loads((base / "1" / "assets.extra" / "alae_signatures.json").read_text())
+        assert f"signature_def['{name}']" in shown, name
+    assert "inputs['noise_seed'] tensor_info:" in shown
+    description = json.loads((exports["style"][1] / "1" / "assets.extra" /
+                              "alae_signatures.json").read_text())
     assert description["num_styles"] == 8 and description["serving_default"] == "reconstruct"
     assert description["signatures"]["generate"]["outputs"]["w"]["shape"] == [-1, 8, 32]
 
@@ -274,7 +297,7 @@ def test_alae_export_refusals(tmp_path, exports, capsys):
     assert "not a run directory" in capsys.readouterr().err
     run_dir = tmp_path / "empty_run"
     run_dir.mkdir()
-    record_config(str(run_dir), get_preset("mnist_mlp"), {"seed": 0, "steps_per_epoch": 1})
+    record_config(RunSettings(get_preset("mnist_mlp"), run_dir=str(run_dir), steps_per_epoch=1))
     assert export_cli.main([str(run_dir), str(out)]) == 2
     assert "no checkpoint yet" in capsys.readouterr().err
 
@@ -285,21 +308,23 @@ def test_alae_export_refusals(tmp_path, exports, capsys):
         model.set_level(level, fade_steps=8)
         model.step.assign(step)
         os.makedirs(tmp_path / name)
-        record_config(str(tmp_path / name), preset, {"seed": 0, "steps_per_epoch": 1})
+        record_config(RunSettings(preset, run_dir=str(tmp_path / name), steps_per_epoch=1))
         RunCheckpoint(model, str(tmp_path / name)).save(1)
         assert export_cli.main([str(tmp_path / name), str(out)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1
         assert ("middle of a fade-in" if name == "fading" else "level of detail 2 of 3") in err
 
-    run_dir, base = exports["mlp"]
+    run_dir, shared = exports["mlp"]
+    base = tmp_path / "models" / "mlp"
+    shutil.copytree(shared, base)  # the session's export stays as it was
     assert export_cli.main([str(run_dir), str(base.parent), "--name", "mlp"]) == 2
     assert "exists; pick another --version or pass --overwrite" in capsys.readouterr().err
     before = (base / "1" / "saved_model.pb").stat().st_mtime_ns
     assert export_cli.main([str(run_dir), str(base.parent), "--name", "mlp",
                             "--overwrite"]) == 0
     assert (base / "1" / "saved_model.pb").stat().st_mtime_ns != before
-    assert sorted(p.name for p in base.parent.iterdir()) == ["mlp", "style"]  # no temp left
+    assert sorted(p.name for p in base.parent.iterdir()) == ["mlp"]  # no temp left
 
 
 def _free_port():
@@ -308,9 +333,10 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _http(url, body=None, timeout=30):
+def _http(url, body=None, timeout=30, method=None):
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="POST" if data else "GET",
+    request = urllib.request.Request(url, data=data,
+                                     method=method or ("POST" if data else "GET"),
                                      headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -319,15 +345,21 @@ def _http(url, body=None, timeout=30):
         return e.code, json.loads(e.read())
 
 
-@pytest.mark.slow
-def test_alae_serve_over_http(exports):
+MAX_REQUEST_BYTES = 250_000
+
+
+@pytest.fixture(scope="module")
+def server(exports, tmp_path_factory):
+    """One real alae-serve process on 127.0.0.1 for the module: its base URL and stderr file."""
     _, base = exports["mlp"]
     port = _free_port()
-    server = subprocess.Popen(
-        [str(BIN / "alae-serve"), str(base), "--port", str(port),
-         "--max-request-bytes", "200000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    stderr = tmp_path_factory.mktemp("alae_serve") / "stderr.txt"
+    with open(stderr, "w") as err:
+        process = subprocess.Popen(
+            [str(BIN / "alae-serve"), str(base), "--port", str(port),
+             "--max-request-bytes", str(MAX_REQUEST_BYTES)],
+            stdout=subprocess.DEVNULL, stderr=err,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     url = f"http://127.0.0.1:{port}/v1/models/mlp"
     try:
         deadline = time.time() + 120
@@ -337,41 +369,110 @@ def test_alae_serve_over_http(exports):
                     break
             except OSError:
                 pass
-            assert server.poll() is None, server.stderr.read()[-2000:]
+            assert process.poll() is None, stderr.read_text()[-2000:]
             assert time.time() < deadline, "alae-serve did not start in 120 s"
             time.sleep(0.5)
-
-        status, body = _http(url)
-        assert body["model_version_status"][0]["state"] == "AVAILABLE"
-        assert _http(f"{url}/metadata")[1]["model_spec"]["name"] == "mlp"
-        digit = np.random.default_rng(5).uniform(size=(1, 28, 28, 1)).round(3)
-        status, body = _http(f"{url}:predict", {"instances": digit.tolist()})
-        assert status == 200
-        expected = np.asarray(body["predictions"])
-        assert expected.shape == (1, 28, 28, 1)
-
-        for request, code, message in (
-            (b"{not json", 400, "JSON Parse error"),
-            (json.dumps({"instances": [0] * 100000}).encode(), 413, "larger than the limit"),
-            ({"signature_name": "nope", "instances": digit.tolist()}, 400, "not found"),
-            ({"signature_name": "encode", "instances": [[1, 2]]}, 400, "expected shape"),
-        ):
-            status, body = _http(f"{url}:predict", request)
-            assert status == code and message in body["error"], (status, body)
-        status, body = _http(f"http://127.0.0.1:{port}/v1/models/other:predict",
-                             {"instances": digit.tolist()})
-        assert status == 404 and "Servable not found" in body["error"]
-
-        # A short bounded load: 500 requests from 4 threads, every answer checked.
-        def one(i):
-            status, body = _http(f"{url}:predict", {"instances": digit.tolist()})
-            return status == 200 and np.allclose(body["predictions"], expected, atol=1e-6)
-
-        start = time.time()
-        with ThreadPoolExecutor(4) as pool:
-            answers = list(pool.map(one, range(500)))
-        assert all(answers), answers.count(False)
-        assert time.time() - start < 300
+        yield url, stderr
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        process.terminate()
+        process.wait(timeout=30)
+
+
+DIGIT = np.random.default_rng(5).uniform(size=(1, 28, 28, 1)).round(3)
+
+
+@pytest.mark.slow
+def test_alae_serve_over_http(server):
+    url, _ = server
+    status, body = _http(url)
+    assert body["model_version_status"][0]["state"] == "AVAILABLE"
+    assert _http(f"{url}/metadata")[1]["model_spec"]["name"] == "mlp"
+    status, body = _http(f"{url}:predict", {"instances": DIGIT.tolist()})
+    assert status == 200
+    expected = np.asarray(body["predictions"])
+    assert expected.shape == (1, 28, 28, 1)
+
+    for request, code, message in (
+        (b"{not json", 400, "JSON Parse error"),
+        (json.dumps({"instances": [0] * 100000}).encode(), 413, "larger than the limit"),
+        ({"signature_name": "nope", "instances": DIGIT.tolist()}, 400, "not found"),
+        ({"signature_name": "encode", "instances": [[1, 2]]}, 400, "expected shape"),
+    ):
+        status, body = _http(f"{url}:predict", request)
+        assert status == code and message in body["error"], (status, body)
+    port_url = url.removesuffix("/v1/models/mlp")
+    status, body = _http(f"{port_url}/v1/models/other:predict", {"instances": DIGIT.tolist()})
+    assert status == 404 and "Servable not found" in body["error"]
+
+    # A short bounded load: 500 requests from 4 threads, every answer checked.
+    def one(i):
+        status, body = _http(f"{url}:predict", {"instances": DIGIT.tolist()})
+        return status == 200 and np.allclose(body["predictions"], expected, atol=1e-6)
+
+    start = time.time()
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(one, range(500)))
+    assert all(answers), answers.count(False)
+    assert time.time() - start < 300
+
+
+def _chunked_post(url, chunks):
+    """POSTs ``chunks`` chunked with http.client, which sends the whole body before it reads
+    the answer, and asks for the connection to close after it (as urllib does; the server
+    then closes at once): (status, decoded JSON body)."""
+    parsed = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+    try:
+        connection.request("POST", parsed.path, body=chunks, encode_chunked=True,
+                           headers={"Content-Type": "application/json", "Connection": "close"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_alae_serve_answers_hostile_clients_with_json_4xx(server):
+    """Every request a client can get wrong gets a 4xx and {"error": one line}; no 5xx, no
+    reset, and the server goes on answering."""
+    url, stderr = server
+    root = url.removesuffix("/v1/models/mlp")
+    latent = np.zeros((1, 50)).tolist()
+    cases = [
+        # A body nested 100,000 deep (JSON's decoder recurses) and 500 deep (numpy's).
+        (lambda: _http(f"{url}:predict", b"[" * 100_000 + b"]" * 100_000), 400,
+         "JSON Parse error: nested too deeply"),
+        (lambda: _http(f"{url}:predict", {"instances": json.loads("[" * 500 + "0" +
+                                                                   "]" * 500)}),
+         400, "list of numbers of one shape"),
+        # Over the limit, sent in full by clients that read the answer only then (urllib with
+        # Content-Length, 20x the limit; http.client chunked): a 413, not a reset.
+        (lambda: _http(f"{url}:predict", b" " * (20 * MAX_REQUEST_BYTES)), 413,
+         f"request body of {20 * MAX_REQUEST_BYTES} bytes is larger than the limit"),
+        (lambda: _chunked_post(f"{url}:predict", (b" " * 65536 for _ in range(40))),
+         413, "request body is larger than the limit"),
+        (lambda: _http(f"{root}/v1/nothing"), 404, "Not Found: GET /v1/nothing"),
+        (lambda: _http(f"{root}/v1/nothing", b" " * (20 * MAX_REQUEST_BYTES)), 404,
+         "Not Found: POST /v1/nothing"),
+        (lambda: _http(f"{root}/v1/models/mlp/metadata", {}), 405,
+         "Method Not Allowed: POST /v1/models/mlp/metadata"),
+        # GET NAME:predict is the status path of a model named "mlp:predict".
+        (lambda: _http(f"{url}:predict", method="GET"), 404,
+         "Servable not found for request: Latest(mlp:predict)"),
+        (lambda: _http(f"{url}:predict", {"signature_name": "generate", "inputs": {
+            "z": [[float("nan")] * 50], "truncation_psi": [1.0]}}), 400, "z contains NaN"),
+        (lambda: _http(f"{url}:predict", {"signature_name": "decode", "instances": [
+            [10 ** 400] * 50]}), 400, "list of numbers of one shape"),
+    ]
+    for send, code, message in cases:
+        status, body = send()
+        assert (status, list(body)) == (code, ["error"]), (message, status, body)
+        assert message in body["error"], (message, body)
+        assert "\n" not in body["error"] and "{{" not in body["error"], body
+    status, body = _http(f"{url}:predict", {"signature_name": "decode",
+                                            "inputs": {"w": latent}})
+    assert status == 200 and np.asarray(body["outputs"]).shape == (1, 28, 28, 1)
+    # The metadata signature's string output comes back as text.
+    status, body = _http(f"{url}:predict", {"signature_name": "metadata", "inputs": {}})
+    assert status == 200 and json.loads(body["outputs"])["latent_dim"] == 50
+    assert "Traceback" not in stderr.read_text()

@@ -3,20 +3,18 @@ bounds), the manifest, alae-export --format tfjs and its refusals, graphs that W
 and the shipped demo models judged on real MNIST digits."""
 
 import json
-import sys
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from run_helpers import make_run
 from shared_fixtures import TFJS_MODELS
-from tfjs_helpers import WEB_DEMO, graph_inputs, run_in_node
+from tfjs_helpers import WEB_DEMO, graph_inputs, reference_outputs, run_in_node
 
 from alae_tf.data import load_embedded_mnist
 from alae_tf.export import cli as export_cli
-from alae_tf.export.tfjs import GRAPHS, reference_outputs, unfuse_tensor_biases
+from alae_tf.export.tfjs import GRAPHS, unfuse_tensor_biases
 
-BIN = Path(sys.executable).parent
 TOLERANCE = 1e-4
 # Largest |TF.js - Keras| allowed per output with quantized weights, measured on these models
 # (float16: about 1e-3 of a unit-range output; uint8: about 3-7% of it, the price of 4x less).
@@ -101,8 +99,9 @@ def test_manifest_describes_the_export(exported):
     assert sizes["uint8"] < 0.3 * sizes["float32"] and sizes["float16"] < 0.55 * sizes["float32"]
 
 
-def test_alae_export_tfjs_cli(tmp_path, capsys):
-    run_dir = make_run(tmp_path / "run", "mnist_mlp")
+def test_alae_export_tfjs_cli(exports, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(exports["mlp"][0], run_dir)  # it gets a metrics.json
     (run_dir / "metrics.json").write_text(json.dumps({
         "num_test": 100, "reconstruction_mse": 0.05,
         "representation": {"w/ema": {"knn1": 0.8, "svm": 0.75}}}))

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from alae_tf.export.tfjs import BrowserSignatures
 from alae_tf.presets import build_model, get_preset
 
 # A 128 px StyleALAE narrow enough to export in seconds: from 128 px up the generator and
@@ -89,3 +91,18 @@ def full_resolution_model(preset_name, **overrides):
     model(rng.uniform(*preset.pixel_range, size=(2, *preset.image_shape)).astype("float32"))
     model.generate(rng.normal(size=(2, preset.latent_dim)).astype("float32"))
     return model, preset
+
+
+def reference_outputs(model, preset, inputs):
+    """What each TF.js graph should return for ``inputs`` ({graph: {input: array}}), by Keras.
+
+    Runs the same functions the export converts, in TensorFlow, so a TF.js runtime can be
+    compared against them.
+    """
+    specs = BrowserSignatures(model, preset.pixel_range).specs()
+    results = {}
+    for graph, feeds in inputs.items():
+        fn, input_specs = specs[graph]
+        args = [tf.constant(np.asarray(feeds[s.name], np.float32)) for s in input_specs]
+        results[graph] = {k: v.numpy() for k, v in fn(*args).items()}
+    return results
