@@ -3,10 +3,14 @@ Chromium on the WebGL (SwiftShader), WASM and CPU backends, loads without consol
 reconstructs what is drawn and dropped exactly as TF.js in Node does, refuses a broken file
 with a message and changes nothing, and its sliders change the pictures.
 
-Screenshots of every state are written to test-output/web_demo/MODEL/ (not versioned).
-Set ALAE_SKIP_BROWSER_TESTS=1 to skip the Chromium part on a machine without Chromium.
+The serving tests run the server in a thread of this process; one real alae-demo process
+serves the browser tests. One Chromium visits every (model, backend) page.
+Screenshots of every state are written to test-output/web_demo/MODEL_BACKEND_STATE.png (not
+versioned). Set ALAE_SKIP_BROWSER_TESTS=1 to skip the Chromium part on a machine without
+Chromium.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -14,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,14 +26,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tfjs_helpers import TINY_128, WEB_DEMO, full_resolution_model, node, run_in_node
+from tfjs_helpers import WEB_DEMO, node, run_in_node
 
 from alae_tf.data import load_embedded_mnist
-from alae_tf.export.tfjs import export_tfjs
+from alae_tf.web_demo.server import build_parser, main, make_server
 
 BIN = Path(sys.executable).parent
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "web_demo"
 BACKENDS = ("webgl", "wasm", "cpu")
+MODELS = ("mnist_mlp", "mnist_style_small", "tiny128")
 # Browser reconstructions against Node's CPU backend (measured: up to 2e-5 on WASM).
 TOLERANCE = 1e-4
 # The untrained 128 px StyleALAE: 12 instance-normalised layers amplify the backends' different
@@ -36,25 +42,25 @@ TOLERANCE = 1e-4
 DEEP_TOLERANCE = 1e-3
 
 
-def _start_demo(*args):
-    """Starts alae-demo on a free port; returns (process, base URL)."""
-    process = subprocess.Popen(
-        [str(BIN / "alae-demo"), "--port", "0", "--quiet", *args], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    line = process.stdout.readline()
-    match = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
-    if not match:
-        process.kill()
-        raise AssertionError(f"alae-demo did not start: {line!r} {process.stderr.read()[-2000:]}")
-    return process, match.group(1)
+@contextlib.contextmanager
+def _serving(*args):
+    """alae-demo's server (``alae-demo --port 0 --quiet ARGS``) in a thread; yields its URL."""
+    server, _ = make_server(build_parser().parse_args(["--port", "0", "--quiet", *args]))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 @pytest.fixture(scope="module")
 def demo_url():
-    process, url = _start_demo()
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    with _serving() as url:
+        yield url
 
 
 def _get(url):
@@ -70,7 +76,8 @@ def _raw_status(base, path):
     host, port = base.split("//")[1].rstrip("/").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as s:
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        return int(s.recv(64).split()[1])
+        response = b"".join(iter(lambda: s.recv(4096), b""))  # all of it: no reset mid-reply
+        return int(response.split()[1])
 
 
 def test_demo_serves_the_page_runtime_and_models(demo_url):
@@ -79,7 +86,8 @@ def test_demo_serves_the_page_runtime_and_models(demo_url):
     with urllib.request.urlopen(demo_url, timeout=30) as response:  # cross-origin isolated
         assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
         assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
-    assert _get(demo_url + "js/alae_model.js")[1].startswith("text/javascript")
+    for module in ("app", "alae_model", "canvas", "startup"):
+        assert _get(f"{demo_url}js/{module}.js")[1].startswith("text/javascript")
     assert _get(demo_url + "vendor/tfjs-backend-wasm-simd.wasm")[1] == "application/wasm"
     status, _, body = _get(demo_url + "models/index.json")
     index = {m["name"]: m for m in json.loads(body)}
@@ -103,32 +111,25 @@ def test_demo_serves_nothing_outside_its_files(demo_url, path):
     assert _raw_status(demo_url, path) == 404
 
 
-def test_demo_refuses_a_busy_port_and_a_bad_models_folder(demo_url, tmp_path):
+def test_demo_refuses_a_busy_port_and_a_bad_models_folder(demo_url, tmp_path, capsys):
     port = demo_url.rstrip("/").rsplit(":", 1)[1]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     for args, expected in (
             (["--port", port], f"port {port} on 127.0.0.1 is in use"),
             (["--port", "0", "--models", str(tmp_path / "missing")], "not a folder"),
             (["--port", "0", "--models", str(tmp_path)], "no TF.js export in it")):
-        result = subprocess.run([str(BIN / "alae-demo"), *args], capture_output=True, text=True,
-                                timeout=120, env=env)
-        assert result.returncode == 2, result
-        last = result.stderr.strip().splitlines()[-1]
-        assert last.startswith("alae-demo: error: ") and expected in last, last
-        assert "Traceback" not in result.stderr
+        assert main(args) == 2, args
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("alae-demo: error: "), lines
+        assert expected in lines[0], lines
 
 
 def test_demo_serves_extra_exports(tmp_path):
     extra = tmp_path / "exports"
     shutil.copytree(WEB_DEMO / "models" / "mnist_style_small", extra / "my_digits")
-    process, url = _start_demo("--models", str(extra))
-    try:
+    with _serving("--models", str(extra)) as url:
         names = [m["name"] for m in json.loads(_get(url + "models/index.json")[2])]
         assert names[0] == "my_digits" and "mnist_mlp" in names
         assert _get(url + "models/my_digits/generator/model.json")[0] == 200
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 # ---------------------------------------------------------------- in headless Chromium
@@ -151,44 +152,69 @@ def _digit_png(path):
     return digits[7].astype("float32") / 255.0
 
 
-@pytest.fixture(scope="module", params=["mnist_mlp", "mnist_style_small", "tiny128"])
-def browser_results(request, demo_url, tmp_path_factory):
-    """(model, {backend: what the page showed}, original digit or None, output dir, export).
+@pytest.fixture(scope="module")
+def demo_process(exported, tmp_path_factory):
+    """A real ``alae-demo --models DIR`` process: (the line it printed, its URL, {model: export
+    folder}). DIR holds "tiny128", the session's 128 px RGB StyleALAE export (its fused stride-2
+    convolutions then run on every backend too), beside the shipped models."""
+    served = tmp_path_factory.mktemp("served")
+    (served / "tiny128").symlink_to(exported["style128"][2], target_is_directory=True)
+    process = subprocess.Popen(
+        [str(BIN / "alae-demo"), "--port", "0", "--quiet", "--models", str(served)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    line = process.stdout.readline()
+    match = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+    if not match:
+        process.kill()
+        raise AssertionError(f"alae-demo did not start: {line!r} {process.stderr.read()[-2000:]}")
+    exports = {"tiny128": served / "tiny128",
+               **{m: WEB_DEMO / "models" / m for m in MODELS if m != "tiny128"}}
+    yield line, match.group(1), exports
+    process.terminate()
+    process.wait(timeout=30)
 
-    The shipped models, plus "tiny128": a 128 px RGB StyleALAE exported here and served with
-    --models, so the fused stride-2 convolutions run on every backend too.
-    """
+
+@pytest.mark.slow
+def test_alae_demo_process_prints_its_url_and_serves(demo_process):
+    line, url, _ = demo_process
+    assert line.startswith(f"alae-demo: serving {url} (models: tiny128, mnist_mlp, "
+                           "mnist_style_small; pick one with ?model=NAME"), line
+    status, kind, body = _get(url)
+    assert status == 200 and kind.startswith("text/html") and b"js/app.js" in body
+    assert _get(url + "models/tiny128/manifest.json")[0] == 200
+
+
+@pytest.fixture(scope="module")
+def browser_runs(demo_process):
+    """({(model, backend): what the page showed}, the dropped digit's 28 px original): every
+    model on every backend from one run of browser_check.mjs (one Chromium); the MNIST models
+    also get a real digit dropped on them."""
     chromium = _chromium()
-    model = request.param
-    out = OUTPUT / model
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    url, process, original = demo_url, None, None
-    export_dir = WEB_DEMO / "models" / model
-    if model == "tiny128":
-        preset_name, overrides = TINY_128
-        network, preset = full_resolution_model(preset_name, **overrides)
-        export_dir = tmp_path_factory.mktemp("exports") / model
-        export_tfjs(network, preset, str(export_dir))
-        process, url = _start_demo("--models", str(export_dir.parent))
-    else:
-        original = _digit_png(out / "digit.png")
-    try:
-        result = subprocess.run(
-            [node(), str(WEB_DEMO / "tests" / "browser_check.mjs"), "--url", url, "--out",
-             str(out), "--model", model, "--chromium", chromium, "--backends",
-             ",".join(BACKENDS), *(["--png", str(out / "digit.png")] if original is not None
-                                   else [])],
-            capture_output=True, text=True, timeout=900, cwd=WEB_DEMO)
-    finally:
-        if process:
-            process.terminate()
-            process.wait(timeout=30)
+    _, url, _ = demo_process
+    shutil.rmtree(OUTPUT, ignore_errors=True)
+    OUTPUT.mkdir(parents=True)
+    original = _digit_png(OUTPUT / "digit.png")
+    result = subprocess.run(
+        [node(), str(WEB_DEMO / "tests" / "browser_check.mjs"), "--url", url, "--out",
+         str(OUTPUT), "--model", ",".join(MODELS), "--chromium", chromium, "--backends",
+         ",".join(BACKENDS), "--png", str(OUTPUT / "digit.png")],
+        capture_output=True, text=True, timeout=900, cwd=WEB_DEMO)
     assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads((out / "results.json").read_text())
-    return model, {run["backend"]: run for run in results["runs"]}, original, out, export_dir
+    results = json.loads((OUTPUT / "results.json").read_text())
+    return {(run["model"], run["backend"]): run for run in results["runs"]}, original
 
 
+@pytest.fixture(scope="module", params=MODELS)
+def browser_results(request, browser_runs, demo_process):
+    """(model, {backend: what the page showed}, dropped digit or None, output dir, export)."""
+    model = request.param
+    runs, original = browser_runs
+    return (model, {backend: run for (name, backend), run in runs.items() if name == model},
+            None if model == "tiny128" else original, OUTPUT, demo_process[2][model])
+
+
+@pytest.mark.slow
 def test_page_loads_on_every_backend_without_errors(browser_results):
     model, runs, _, _, export_dir = browser_results
     styled = json.loads((export_dir / "manifest.json").read_text())["num_styles"] > 0
@@ -203,6 +229,7 @@ def test_page_loads_on_every_backend_without_errors(browser_results):
     assert "WebGL" in runs["webgl"]["renderer"]
 
 
+@pytest.mark.slow
 def test_drawn_and_dropped_digits_reconstruct_as_in_node(browser_results, tmp_path):
     model, runs, original, _, export_dir = browser_results
     manifest = json.loads((export_dir / "manifest.json").read_text())
@@ -241,6 +268,7 @@ def test_drawn_and_dropped_digits_reconstruct_as_in_node(browser_results, tmp_pa
             assert 0.05 < np.mean((want > 0.01) & (want < 0.99)), (backend, state, "saturated")
 
 
+@pytest.mark.slow
 def test_broken_image_file_shows_a_message_and_changes_nothing(browser_results):
     _, runs, _, _, _ = browser_results
     for backend, run in runs.items():
@@ -250,6 +278,7 @@ def test_broken_image_file_shows_a_message_and_changes_nothing(browser_results):
         assert bad["reconstructions"] == 0 and bad["canvas_change"] == 0, backend
 
 
+@pytest.mark.slow
 def test_sliders_change_the_output(browser_results):
     _, runs, _, _, _ = browser_results
     for backend, run in runs.items():
@@ -259,6 +288,7 @@ def test_sliders_change_the_output(browser_results):
             assert sliders["crossover"] > 1.0 and sliders["crossover_mid"] > 0.5, sliders
 
 
+@pytest.mark.slow
 def test_screenshots_of_each_state(browser_results):
     model, runs, original, out, _ = browser_results
     for backend, run in runs.items():

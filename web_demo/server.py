@@ -168,7 +168,9 @@ def build_parser():
     return parser
 
 
-def serve(args):
+def make_server(args):
+    """(server, exports): the demo's server on 127.0.0.1:``args.port``, not yet serving, and
+    the {name: folder} it serves under /models/. Raises UsageError if it cannot listen."""
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a port number (0 to 65535)")
     missing = [name for name, rel in VENDOR.items()
@@ -180,8 +182,7 @@ def serve(args):
         if not os.path.isdir(folder):
             raise UsageError(f"--models {folder}: not a folder (give alae-export's OUT)")
     exports = find_exports([*args.models, SHIPPED_MODELS])
-    extra = find_exports(args.models)
-    if args.models and not extra:
+    if args.models and not find_exports(args.models):
         raise UsageError(f"--models {', '.join(args.models)}: no TF.js export in it (a folder "
                          "NAME/ with manifest.json, from alae-export RUN OUT --format tfjs)")
     handler = functools.partial(DemoHandler, exports=exports, quiet=args.quiet)
@@ -192,6 +193,11 @@ def serve(args):
             raise UsageError(f"port {args.port} on 127.0.0.1 is in use; pick another with "
                              "--port (0 picks a free one)") from None
         raise UsageError(f"cannot listen on 127.0.0.1:{args.port} ({e.strerror})") from None
+    return server, exports
+
+
+def serve(args):
+    server, exports = make_server(args)
     port = server.server_address[1]
     print(f"alae-demo: serving http://127.0.0.1:{port}/ (models: {', '.join(exports)}; "
           f"pick one with ?model=NAME, a backend with ?backend=webgl|wasm|cpu); Ctrl-C stops",

@@ -4,6 +4,8 @@
 
 /** The graphs the demo needs; "reconstruct" holds the encoder and generator weights again. */
 export const DEMO_GRAPHS = ['encoder', 'generator', 'mapping'];
+/** MNIST's digits are 28 px; an MNIST export's resolution may be larger (32 px). */
+export const MNIST_SIDE = 28;
 
 export class AlaeModel {
   /**
@@ -24,6 +26,9 @@ export class AlaeModel {
     this.numStyles = manifest.num_styles;
     this.noiseSize = manifest.noise.size;
     this.styled = manifest.num_styles > 0;
+    this.dataset = manifest.dataset;
+    /** The side inputs are prepared at: MNIST's 28 px for an MNIST export, else the resolution. */
+    this.frame = manifest.dataset === 'mnist' ? MNIST_SIDE : manifest.resolution;
   }
 
   /**
@@ -47,6 +52,22 @@ export class AlaeModel {
       if (onProgress) onProgress(done / total);
     }
     return new AlaeModel(tf, manifest, loaded);
+  }
+
+  /**
+   * images [N, frame, frame, C] -> [N, R, R, C]: centred zero padding when the frame is smaller
+   * (MNIST's 28 px at 32 px, as the training data are padded in alae_tf/data.py), a bilinear
+   * resize when it is larger.
+   */
+  fromFrame(images) {
+    const side = images.shape[1];
+    const r = this.resolution;
+    if (side < r) {
+      const before = Math.floor((r - side) / 2);
+      const after = r - side - before;
+      return images.pad([[0, 0], [before, after], [before, after], [0, 0]]);
+    }
+    return side > r ? this.tf.image.resizeBilinear(images, [r, r], false, true) : images;
   }
 
   run(graph, inputs) {

@@ -3,8 +3,12 @@
 // and writes what it saw to OUT/results.json plus a screenshot of each state. The assertions
 // live in tests/test_web_demo.py, which also runs the same inputs through Node TF.js.
 //
-//   node tests/browser_check.mjs --url http://127.0.0.1:PORT/ --out DIR --model NAME
+//   node tests/browser_check.mjs --url http://127.0.0.1:PORT/ --out DIR --model NAME[,NAME...]
 //        [--backends webgl,wasm,cpu] [--png FILE] [--bench N]
+//
+// One Chromium runs every (model, backend) case in a page of its own: the models side by side,
+// each model's backends one after another. --png is a digit dropped on the MNIST models. The
+// page publishes its state as window.alaeDemo when opened with ?test=1.
 import fs from 'node:fs';
 import path from 'node:path';
 import {chromium} from 'playwright-core';
@@ -19,7 +23,7 @@ function option(name, fallback) {
 
 const url = option('--url');
 const out = option('--out');
-const modelName = option('--model', 'mnist_mlp');
+const models = option('--model', 'mnist_mlp').split(',');
 const backends = option('--backends', 'webgl,wasm,cpu').split(',');
 const png = option('--png');
 const bench = Number(option('--bench', '0'));
@@ -49,57 +53,57 @@ function meanAbsDiff(a, b) {
   return sum / a.length;
 }
 
+/** The last reconstruction's input and output, their count and the message on show. */
 async function snapshot(page) {
   return page.evaluate(() => {
     const d = window.alaeDemo;
-    return {input: d.lastInput, reconstruction: d.lastReconstruction,
-            count: d.counts.reconstruct, message: d.message};
+    const box = document.getElementById('message');
+    return {input: d.input && Array.from(d.input.dataSync()),
+            reconstruction: d.reconstruction && Array.from(d.reconstruction.dataSync()),
+            count: d.counts.reconstruct, message: box.hidden ? null : box.textContent};
   });
 }
 
-async function setRange(page, id, value) {
+/** Waits until no reconstruction is running, waiting or queued for the next frame. */
+async function settle(page) {
+  await page.waitForTimeout(50);
+  await page.waitForFunction(() => {
+    const d = window.alaeDemo;
+    return !d.busy && !d.pending && !d.frameRequested;
+  });
+}
+
+/** Moves slider ``id`` to ``value`` and waits until the view it drives (``view``) is redrawn. */
+async function setRange(page, id, value, view) {
+  const count = await page.evaluate((v) => window.alaeDemo.counts[v], view);
   await page.evaluate(([rangeId, v]) => {
     const el = document.getElementById(rangeId);
     el.value = String(v);
     el.dispatchEvent(new Event('input', {bubbles: true}));
   }, [id, value]);
+  await page.waitForFunction(([v, n]) => window.alaeDemo.counts[v] > n, [view, count]);
+  return canvasPixels(page, view);
 }
 
-async function settle(page) {
-  await page.waitForTimeout(50);
-  await page.evaluate(() => window.alaeDemo.idle());
+/** Median and p95 ms of ``runs`` reconstruct calls in the page (see timeCalls). */
+async function benchmark(page, runs, graph) {
+  return page.evaluate(async ([n, useGraph]) => {
+    const {timeCalls} = await import(new URL('js/alae_model.js', location.href).href);
+    const {model, name, noise} = window.alaeDemo;
+    const tf = window.tf;
+    if (useGraph && !model.graphs.reconstruct) {
+      model.graphs.reconstruct = await tf.loadGraphModel(
+        `models/${name}/${model.manifest.graphs.reconstruct.path}`);
+    }
+    const x = tf.randomUniform([1, model.resolution, model.resolution, model.channels]);
+    const call = () => (useGraph ? model.reconstructGraph(x, noise) : model.reconstruct(x, noise));
+    const times = await timeCalls(call, n);
+    x.dispose();
+    return {...times, batch: 1, backend: tf.getBackend()};
+  }, [runs, graph]);
 }
 
-async function checkBackend(browser, backend) {
-  const page = await browser.newPage({viewport: {width: 1000, height: 1400}});
-  const consoleErrors = [];
-  const pageErrors = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(m.text());
-  });
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
-  const result = {backend};
-  const shot = async (state) => {
-    const file = path.join(out, `${modelName}_${backend}_${state}.png`);
-    await page.screenshot({path: file, fullPage: true});
-    (result.screenshots ||= []).push(file);
-  };
-  const started = Date.now();
-  await page.goto(`${url}?model=${modelName}&backend=${backend}`);
-  await page.waitForFunction(() => window.alaeDemo && (window.alaeDemo.ready ||
-      window.alaeDemo.error), null, {timeout: 120000});
-  result.load_ms = Date.now() - started;
-  Object.assign(result, await page.evaluate(() => {
-    const d = window.alaeDemo;
-    return {ready: d.ready, error: d.error, active_backend: d.backend, renderer: d.renderer,
-            status: document.getElementById('status').textContent,
-            timing: document.getElementById('timing').textContent,
-            fixed_noise: d.fixedNoise, mixing_visible: !document.getElementById('mixing-panel').hidden};
-  }));
-  await shot('loaded');
-  if (!result.ready) return finish();
-
-  // Draw a stroke with the mouse: a "7".
+async function drawSeven(page, result) {
   const box = await page.locator('#draw').boundingBox();
   const at = (x, y) => [box.x + x * box.width, box.y + y * box.height];
   const before = await snapshot(page);
@@ -112,31 +116,31 @@ async function checkBackend(browser, backend) {
   await settle(page);
   result.drawn = await snapshot(page);
   result.drawn.reconstructions_while_drawing = result.drawn.count - before.count;
-  await shot('drawn');
+}
 
-  // Drop a PNG on the canvas (a real drop event carrying a File).
-  if (png) {
-    const bytes = fs.readFileSync(png).toString('base64');
-    const transfer = await page.evaluateHandle((b64) => {
-      const raw = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-      const dt = new DataTransfer();
-      dt.items.add(new File([raw], 'digit.png', {type: 'image/png'}));
-      return dt;
-    }, bytes);
-    await page.dispatchEvent('#draw', 'drop', {dataTransfer: transfer});
-    await page.waitForFunction((n) => window.alaeDemo.counts.reconstruct > n, result.drawn.count);
-    await settle(page);
-    result.dropped = await snapshot(page);
-    await shot('dropped');
-  }
+/** Drops ``png`` on the canvas (a real drop event carrying a File). */
+async function dropPng(page, result) {
+  const bytes = fs.readFileSync(png).toString('base64');
+  const transfer = await page.evaluateHandle((b64) => {
+    const raw = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([raw], 'digit.png', {type: 'image/png'}));
+    return dt;
+  }, bytes);
+  await page.dispatchEvent('#draw', 'drop', {dataTransfer: transfer});
+  await page.waitForFunction((n) => window.alaeDemo.counts.reconstruct > n, result.drawn.count);
+  await settle(page);
+  result.dropped = await snapshot(page);
+}
 
-  // A text file named .png, through the file chooser: a message, nothing else changes.
+/** A text file named .png, through the file chooser: a message, nothing else changes. */
+async function chooseBadFile(page, result) {
   await settle(page);
   const reconBefore = await canvasPixels(page, 'reconstruction');
   const countBefore = (await snapshot(page)).count;
   await page.setInputFiles('#file', {name: 'notes.png', mimeType: 'image/png',
                                      buffer: Buffer.from('these are my notes, not an image\n')});
-  await page.waitForFunction(() => window.alaeDemo.message, null, {timeout: 10000});
+  await page.waitForFunction(() => !document.getElementById('message').hidden);
   await settle(page);
   const after = await snapshot(page);
   result.bad_file = {
@@ -145,53 +149,97 @@ async function checkBackend(browser, backend) {
     reconstructions: after.count - countBefore,
     canvas_change: meanAbsDiff(reconBefore, await canvasPixels(page, 'reconstruction')),
   };
-  await shot('bad_file');
+}
 
-  // Sliders: interpolation t, truncation psi, and (StyleALAE) the mixing crossover.
+/** Interpolation t, truncation psi and (StyleALAE) the mixing crossover, end to end. */
+async function moveSliders(page, result, shot) {
   const sliders = [['t', 'interpolation', 0.0, 1.0], ['psi', 'samples', 1.0, 0.0]];
   if (result.mixing_visible) {
     sliders.push(['crossover', 'mixing', 0, await page.$eval('#crossover', (el) => Number(el.max))]);
   }
   result.sliders = {};
-  for (const [id, canvas, from, to] of sliders) {
-    await setRange(page, id, from);
-    await page.waitForTimeout(300);
-    const a = await canvasPixels(page, canvas);
-    await setRange(page, id, to);
-    await page.waitForTimeout(300);
-    const b = await canvasPixels(page, canvas);
+  for (const [id, view, from, to] of sliders) {
+    const a = await setRange(page, id, from, view);
+    const b = await setRange(page, id, to, view);
     result.sliders[id] = meanAbsDiff(a, b);
     await shot(id === 'crossover' ? 'crossover_max' : `${id}_${to}`);
     if (id === 'crossover') {  // a real mix differs from both pure ends
-      await setRange(page, id, Math.round((from + to) / 2));
-      await page.waitForTimeout(300);
-      const mid = await canvasPixels(page, canvas);
+      const mid = await setRange(page, id, Math.round((from + to) / 2), view);
       result.sliders.crossover_mid = Math.min(meanAbsDiff(a, mid), meanAbsDiff(b, mid));
       await shot('crossover_mid');
     }
   }
-  if (bench) {
-    result.bench = {
-      chain: await page.evaluate((n) => window.alaeDemo.benchmark(n, 1, false), bench),
-      graph: await page.evaluate((n) => window.alaeDemo.benchmark(n, 1, true), bench),
-    };
-  }
-  return finish();
+}
 
-  async function finish() {
+/** Opens the page on ``model`` and ``backend`` and waits until it is ready or has failed. */
+async function openPage(page, model, backend) {
+  const started = Date.now();
+  await page.goto(`${url}?model=${model}&backend=${backend}&test=1`);
+  await page.waitForFunction(() => window.alaeDemo && (window.alaeDemo.ready ||
+      window.alaeDemo.error));
+  const loaded = await page.evaluate(() => {
+    const d = window.alaeDemo;
+    return {ready: d.ready, error: d.error, active_backend: d.backend, renderer: d.renderer,
+            status: document.getElementById('status').textContent,
+            timing: document.getElementById('timing').textContent,
+            dataset: d.model && d.model.dataset,
+            fixed_noise: d.noise && Array.from(d.noise.dataSync()),
+            mixing_visible: !document.getElementById('mixing-panel').hidden};
+  });
+  return {load_ms: Date.now() - started, ...loaded};
+}
+
+async function checkBackend(browser, model, backend) {
+  const page = await browser.newPage({viewport: {width: 1000, height: 1400}});
+  // The pages run side by side, and a 128 px model on the CPU backend is slow.
+  page.setDefaultTimeout(120000);
+  const consoleErrors = [];
+  const pageErrors = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+  });
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  const result = {model, backend};
+  const shot = async (state) => {
+    const file = path.join(out, `${model}_${backend}_${state}.png`);
+    await page.screenshot({path: file, fullPage: true});
+    (result.screenshots ||= []).push(file);
+  };
+  try {
+    Object.assign(result, await openPage(page, model, backend));
+    await shot('loaded');
+    if (!result.ready) return result;
+    await drawSeven(page, result);
+    await shot('drawn');
+    if (png && result.dataset === 'mnist') {
+      await dropPng(page, result);
+      await shot('dropped');
+    }
+    await chooseBadFile(page, result);
+    await shot('bad_file');
+    await moveSliders(page, result, shot);
+    if (bench) {
+      result.bench = {chain: await benchmark(page, bench, false),
+                      graph: await benchmark(page, bench, true)};
+    }
+    return result;
+  } finally {
     result.console_errors = consoleErrors;
     result.page_errors = pageErrors;
     await page.close();
-    return result;
   }
 }
 
 const browser = await chromium.launch({executablePath, args: FLAGS, headless: true});
-const results = {model: modelName, runs: []};
+let runs;
 try {
-  for (const backend of backends) results.runs.push(await checkBackend(browser, backend));
+  runs = (await Promise.all(models.map(async (model) => {
+    const done = [];
+    for (const backend of backends) done.push(await checkBackend(browser, model, backend));
+    return done;
+  }))).flat();
 } finally {
   await browser.close();
 }
-fs.writeFileSync(path.join(out, 'results.json'), JSON.stringify(results));
-process.stdout.write(`browser_check: ${results.runs.length} backends, results in ${out}\n`);
+fs.writeFileSync(path.join(out, 'results.json'), JSON.stringify({model: models.join(','), runs}));
+process.stdout.write(`browser_check: ${runs.length} pages, results in ${out}\n`);

@@ -50,29 +50,21 @@ function fromTensor(t) {
   return {shape: t.shape, data: Array.from(t.dataSync())};
 }
 
-async function main() {
-  const args = process.argv.slice(2);
-  if (!args.length || args[0].startsWith('-')) fail('usage: run_export.mjs EXPORT_DIR (--inputs IN --out OUT | --bench N)');
-  const dir = args[0];
-  const option = (name, fallback) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : fallback;
-  };
-  await tf.setBackend('cpu');
-  if (option('--bench')) {
-    const runs = Number(option('--bench'));
-    const batch = Number(option('--batch', '1'));
-    const model = await loadExport(dir, ['encoder', 'generator', 'reconstruct']);
-    const images = tf.randomUniform([batch, model.resolution, model.resolution, model.channels]);
-    const times = {};
-    for (const [name, call] of [['chain', (x) => model.reconstruct(x)],
-                                ['graph', (x) => model.reconstructGraph(x)]]) {
-      times[name] = await timeCalls(() => call(images), runs);
-    }
-    process.stdout.write(JSON.stringify({backend: tf.getBackend(), batch, ...times}) + '\n');
-    return;
+/** Prints the median and p95 ms of ``runs`` reconstruct calls, E then G and the one graph. */
+async function benchmark(dir, runs, batch) {
+  const model = await loadExport(dir, ['encoder', 'generator', 'reconstruct']);
+  const images = tf.randomUniform([batch, model.resolution, model.resolution, model.channels]);
+  const times = {};
+  for (const [name, call] of [['chain', (x) => model.reconstruct(x)],
+                              ['graph', (x) => model.reconstructGraph(x)]]) {
+    times[name] = await timeCalls(() => call(images), runs);
   }
-  const inputs = JSON.parse(fs.readFileSync(option('--inputs'), 'utf8'));
+  process.stdout.write(JSON.stringify({backend: tf.getBackend(), batch, ...times}) + '\n');
+}
+
+/** Runs each graph of IN.json on its inputs and writes the outputs to OUT.json. */
+async function runGraphs(dir, inFile, outFile) {
+  const inputs = JSON.parse(fs.readFileSync(inFile, 'utf8'));
   const graphs = new Set(Object.keys(inputs));
   if (graphs.has('reconstruct')) ['encoder', 'generator'].forEach((g) => graphs.add(g));
   const model = await loadExport(dir, [...graphs]);
@@ -85,7 +77,22 @@ async function main() {
       results.chain_reconstruct = {images: fromTensor(model.reconstruct(tensors.images, tensors.noise))};
     }
   }
-  fs.writeFileSync(option('--out'), JSON.stringify(results));
+  fs.writeFileSync(outFile, JSON.stringify(results));
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  if (!args.length || args[0].startsWith('-')) fail('usage: run_export.mjs EXPORT_DIR (--inputs IN --out OUT | --bench N)');
+  const option = (name, fallback) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : fallback;
+  };
+  await tf.setBackend('cpu');
+  if (option('--bench')) {
+    await benchmark(args[0], Number(option('--bench')), Number(option('--batch', '1')));
+  } else {
+    await runGraphs(args[0], option('--inputs'), option('--out'));
+  }
 }
 
 main().catch((e) => fail(e.stack || String(e)));
