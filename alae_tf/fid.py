@@ -106,6 +106,8 @@ class FeatureExtractor:
         fn: callable, float32 ``[N, size, size, channels]`` in ``input_range`` -> features.
         name: what the numbers are called in metrics.json and the printed table.
         size: the side the images are resized to (bilinear), or None to keep theirs.
+        crop: the side of a central crop taken first when images are larger (32 px MNIST
+            models pad the 28 px digits), or None.
         channels: 3 to repeat grey images into RGB, 1 to take the luma of RGB ones, None to
             keep them.
         input_range: the pixel range the network expects.
@@ -114,8 +116,9 @@ class FeatureExtractor:
     """
 
     def __init__(self, fn, name, size=None, channels=None, input_range=(0.0, 1.0),
-                 comparable=False, batch_size=64):
+                 comparable=False, batch_size=64, crop=None):
         self.fn, self.name, self.size, self.channels = fn, name, size, channels
+        self.crop = crop
         self.input_range, self.comparable, self.batch_size = input_range, comparable, batch_size
 
     def prepare(self, images):
@@ -123,6 +126,8 @@ class FeatureExtractor:
         import tensorflow as tf
 
         x = tf.convert_to_tensor(np.asarray(images, np.float32))
+        if self.crop is not None and x.shape[1] > self.crop:
+            x = tf.image.resize_with_crop_or_pad(x, self.crop, self.crop)
         if self.channels == 3 and x.shape[-1] == 1:
             x = tf.repeat(x, 3, axis=-1)
         elif self.channels == 1 and x.shape[-1] == 3:
@@ -217,7 +222,7 @@ def inception_hub_extractor(url=INCEPTION_HUB_URL, batch_size=64):
                             batch_size=batch_size)
 
 
-def digit_extractor(classifier, batch_size=256):
+def digit_extractor(classifier, batch_size=256, crop=None):
     """The 48 features of the project's digit classifier (``alae_tf.evaluation``) before its
     softmax layer, for MNIST models. The numbers it gives are a digits-FID: they rank MNIST
     models but do not compare with published (Inception) FIDs."""
@@ -226,7 +231,7 @@ def digit_extractor(classifier, batch_size=256):
     features = keras.Model(classifier.inputs, classifier.get_layer("dense").output)
     return FeatureExtractor(lambda x: features(x, training=False), "digits-FID", size=28,
                             channels=1, input_range=(0.0, 1.0), comparable=False,
-                            batch_size=batch_size)
+                            batch_size=batch_size, crop=crop)
 
 
 def statistics_of(batches, extractor, count, progress=None):

@@ -81,3 +81,77 @@ def test_to_unit_range_clips_like_a_saved_image():
     x = tf.constant([[-1.5, -1.0, 0.0, 1.0, 2.0]])
     np.testing.assert_allclose(paper_metrics.to_unit_range(x, (-1.0, 1.0)),
                                [[0.0, 0.0, 0.5, 1.0, 1.0]])
+
+
+@pytest.mark.slow
+def test_digits_fid_ranks_real_digits_then_a_trained_model_then_an_untrained_one(tmp_path):
+    from run_helpers import make_run
+
+    from alae_tf import evaluation
+    from alae_tf.data import load_embedded_mnist
+    from alae_tf.runs import load_trained_model
+    from alae_tf.training import train
+
+    trained_dir, untrained_dir = tmp_path / "trained", tmp_path / "untrained"
+    assert train.main(["--preset", "mnist_mlp_fast", "--epochs", "8", "--run-dir",
+                       str(trained_dir), "--verbose", "0"]) == 0
+    make_run(untrained_dir, "mnist_mlp_fast", steps=1)
+    digits, labels = load_embedded_mnist("train")
+    x = digits[..., None].astype(np.float32) / 255.0
+    classifier = evaluation.train_digit_classifier(x, labels, epochs=2)
+    extractor = fid.digit_extractor(classifier)
+    order = np.random.default_rng(0).permutation(len(x))
+    count = 2000
+
+    def real_batches():
+        return (x[order[i:i + 500]] for i in range(0, count, 500))
+
+    scores = {}
+    for name, run in (("trained", trained_dir), ("untrained", untrained_dir)):
+        model = load_trained_model(str(run))[0]
+        scores[name] = paper_metrics.fid_scores(model, (0.0, 1.0), real_batches(), extractor,
+                                                count, out=lambda line, flush: None)
+    train_stats = fid.statistics_of(real_batches(), extractor, count)
+    test_digits = load_embedded_mnist("test")[0][..., None].astype(np.float32) / 255.0
+    test_stats = fid.statistics_of([test_digits], extractor, len(test_digits))
+    real = fid.statistics_distance(train_stats, test_stats)
+    trained, untrained = scores["trained"], scores["untrained"]
+    print(f"digits-FID: real test digits {real:.2f}; trained generations "
+          f"{trained['fid_generations']:.2f}, reconstructions "
+          f"{trained['fid_reconstructions']:.2f}; untrained {untrained['fid_generations']:.2f}, "
+          f"{untrained['fid_reconstructions']:.2f}")
+    assert real < trained["fid_generations"] < untrained["fid_generations"]
+    assert real < trained["fid_reconstructions"] < untrained["fid_reconstructions"]
+
+
+def test_alae_eval_writes_fid_and_ppl_and_refuses_unusable_networks(exports, tmp_path, capsys):
+    import json
+    import shutil
+
+    from alae_tf.training import evaluate
+
+    run = tmp_path / "run"
+    shutil.copytree(exports["mlp"][0], run)
+    small = ["--classifier-epochs", "1", "--num-samples", "100", "--max-train", "300",
+             "--fid-images", "200", "--ppl-samples", "16"]
+    assert evaluate.main([str(run), "--fid", "--ppl", *small]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["fid_real_images"] == metrics["fid_generated_images"] == 200
+    assert metrics["fid_features"] == "digits-FID" and metrics["fid_generations"] > 0
+    assert metrics["ppl_samples"] == 16 and metrics["ppl_full"] > 0 and metrics["ppl_end"] > 0
+    assert "representation" in metrics  # an MNIST model keeps its MNIST scores
+    assert "digits-FID of generations: 200/200 images" in out
+    assert f"digits-FID of generations: {metrics['fid_generations']:.3f}" in out
+
+    for flags, message in [
+        (["--fid", "--fid-network", str(tmp_path / "none.pb")], "cannot read the Inception graph"),
+        (["--fid", "--fid-network", "resnet"], "--fid-network 'resnet': give digits"),
+        (["--ppl", "--ppl-distance", f"lpips:{tmp_path / 'none.npz'}"],
+         "cannot read LPIPS weights"),
+        (["--fid", "--fid-network", "x.keras", "--fid-input-range", "1"],
+         "--fid-input-range takes LOW,HIGH"),
+    ]:
+        assert evaluate.main([str(run), *flags, *small]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("alae-eval: error: ") and message in err[0], err

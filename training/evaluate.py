@@ -10,6 +10,10 @@ Scores, on the embedded held-out split (2,004 digits; train = the 7,996 training
   digits (fraction classified with confidence > 0.9) and checks that x and G(E(x)) get the
   same label.
 Reconstructions and samples come from the EMA networks, without truncation.
+
+With --fid and --ppl, any run (not only MNIST models) also gets the paper's image metrics: FID
+of generations and of reconstructions, and perceptual path length in W
+(``alae_tf.training.image_metrics``, docs/metrics.md).
 """
 
 import os
@@ -26,6 +30,7 @@ from alae_tf.cli import (
     run_main,
     seed_int,
 )
+from alae_tf.training import image_metrics
 
 
 def build_parser():
@@ -44,6 +49,7 @@ def build_parser():
                         "SVM, reconstruction MSE, label agreement, confident samples) and write "
                         "curves.json, curves.png and TensorBoard scalars (logs/eval); train "
                         "with alae-train --keep-checkpoints 0 to keep them all")
+    image_metrics.add_flags(parser)
     add_verbose_flag(parser)
     return parser
 
@@ -84,7 +90,8 @@ def _check_scorable(preset, run_dir):
     if preset.channels != 1 or preset.resolution not in (28, 32):
         raise UsageError(
             f"alae-eval scores MNIST models (28 or 32 px, 1 channel); {run_dir!r} is "
-            f"{preset.resolution} px with {preset.channels} channels"
+            f"{preset.resolution} px with {preset.channels} channels; give --fid or --ppl "
+            "for the image metrics of any model"
         )
 
 
@@ -144,23 +151,55 @@ def evaluate(args):
     from alae_tf.runs import load_trained_model, write_json_atomic
 
     model, preset, _, epoch = load_trained_model(args.run_dir)
-    _check_scorable(preset, args.run_dir)
+    image_metrics_only = not image_metrics.is_mnist(preset) and (args.fid or args.ppl)
+    if not image_metrics_only:
+        _check_scorable(preset, args.run_dir)
     if model.level != model.max_level:
         raise UsageError(
             f"{args.run_dir!r} is at level of detail {model.level} of {model.max_level} "
             f"({model.level_resolution} px); alae-eval scores full-resolution models: "
             "train longer"
         )
-
-    from alae_tf import evaluation
-
     start = time.time()
-    x_train_u8, y_train, x_test_u8, y_test, x_train, x_test = _digits(args, preset)
+    metrics = {"run_dir": args.run_dir, "epoch": epoch, "step": int(model.step.numpy())}
+    classifier = _ClassifierOnce(args)
+    if not image_metrics_only:
+        metrics.update(_mnist_metrics(args, model, preset, classifier))
+    metrics.update(image_metrics.image_metrics(args, model, preset, classifier))
+    metrics["seconds"] = round(time.time() - start, 1)
 
+    path = os.path.join(args.run_dir, "metrics.json")
+    write_json_atomic(path, metrics)
+    if not image_metrics_only:
+        _print_report(metrics)
+    image_metrics.print_report(metrics)
+    print(f"written to {path} in {metrics['seconds']} s")
+    return 0
+
+
+class _ClassifierOnce:
+    """The digit classifier, trained on first use and kept: the MNIST scores, the digits-FID
+    and the digit-feature PPL share it. Calling it returns the classifier."""
+
+    def __init__(self, args):
+        self.args, self.classifier, self.accuracy = args, None, None
+
+    def __call__(self):
+        if self.classifier is None:
+            from alae_tf.data import load_embedded_mnist
+
+            x_test_u8, y_test = load_embedded_mnist("test")
+            self.classifier, self.accuracy = _digit_classifier(self.args, x_test_u8, y_test)
+        return self.classifier
+
+
+def _mnist_metrics(args, model, preset, classifier):
+    """The paper's MNIST scores: representation, reconstruction MSE, classifier scores."""
+    from alae_tf import evaluation
     from alae_tf.mlp import MLPEncoder
 
-    metrics = {"run_dir": args.run_dir, "epoch": epoch, "step": int(model.step.numpy()),
-               "num_train": len(x_train), "num_test": len(x_test), "representation": {}}
+    x_train_u8, y_train, x_test_u8, y_test, x_train, x_test = _digits(args, preset)
+    metrics = {"num_train": len(x_train), "num_test": len(x_test), "representation": {}}
     features = {}
     for which, use_ema in (("ema", True), ("raw", False)):
         features[f"w/{which}"] = (_codes(model, x_train, use_ema), _codes(model, x_test, use_ema))
@@ -177,17 +216,11 @@ def evaluate(args):
         scores = evaluation.representation_scores(train_f, y_train, test_f, y_test, seed=args.seed)
         metrics["representation"][name] = {"dim": int(train_f.shape[1]), **scores}
 
-    classifier, classifier_accuracy = _digit_classifier(args, x_test_u8, y_test)
     metrics["reconstruction_mse"], metrics["samples"] = _generation_scores(
-        model, preset, args, x_test, x_test_u8, classifier)
-    metrics["samples"]["classifier_test_accuracy"] = classifier_accuracy
+        model, preset, args, x_test, x_test_u8, classifier())
+    metrics["samples"]["classifier_test_accuracy"] = classifier.accuracy
     metrics["samples"]["num_generated"] = args.num_samples
-    metrics["seconds"] = round(time.time() - start, 1)
-
-    path = os.path.join(args.run_dir, "metrics.json")
-    write_json_atomic(path, metrics)
-    _print_report(metrics, path)
-    return 0
+    return metrics
 
 
 CURVE_KEYS = {  # curves.json key -> label
@@ -335,7 +368,7 @@ def plot_curves(curves, path):
             os.remove(tmp)
 
 
-def _print_report(metrics, path):
+def _print_report(metrics):
     print(f"\n{metrics['run_dir']} (epoch {metrics['epoch']}, step {metrics['step']}): "
           f"{metrics['num_test']} held-out digits")
     print("features: w = E(x); features = E's last hidden layer; /ema = EMA encoder, "
@@ -349,7 +382,6 @@ def _print_report(metrics, path):
           f"{samples['confident_fraction']:.3f} (classifier test accuracy "
           f"{samples['classifier_test_accuracy']:.4f})")
     print(f"same label for x and G(E(x)): {samples['label_agreement']:.3f}")
-    print(f"written to {path} in {metrics['seconds']} s")
 
 
 def main(argv=None):
