@@ -132,7 +132,8 @@ def cluster_from_tf_config(environ=None):
     if not text.strip():
         raise ClusterError("TF_CONFIG is not set; every worker needs it, e.g. TF_CONFIG="
                            "'{\"cluster\": {\"worker\": [\"host1:12345\", \"host2:12345\"]}, "
-                           "\"task\": {\"type\": \"worker\", \"index\": 0}}' (see the README)")
+                           "\"task\": {\"type\": \"worker\", \"index\": 0}}' (see "
+                           "docs/distributed.md)")
     try:
         config = json.loads(text)
     except ValueError as e:

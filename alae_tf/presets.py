@@ -176,7 +176,7 @@ PRESETS = {
         batch_size=32, learning_rate=0.0015,
     ),
 }
-# This project's faster MNIST recipe (benchmarks/ablation.py; README "The fast recipe"): the
+# This project's faster MNIST recipe (benchmarks/ablation.py; docs/recipes.md): the
 # reference networks, G's output through a sigmoid into the data range [0, 1], and twice the
 # learning rate; 150 epochs, which bfloat16 (alae-train's default precision on CPUs with
 # native bfloat16) trains in mnist_mlp's time budget (docs/performance.md). mnist_mlp stays

@@ -57,7 +57,7 @@ VARIANTS = {
     "fast_translate_2": ([*FAST, "--set", "translate=2"],
                          "fast, real digits shifted by up to 2 px"),
 }
-# 100 epochs of mnist_mlp_fast took 560 s of training on a 2-core AMD EPYC (README).
+# A planning default: the training speed of mnist_mlp_fast measured in docs/performance.md.
 DEFAULT_EPOCHS_PER_MINUTE = 10.5
 METRICS = ("w_knn1", "w_svm", "mse", "agreement", "confident")
 

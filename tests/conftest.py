@@ -7,7 +7,9 @@ import time, before any test module touches TensorFlow.
 import atexit
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Folder image checks are cached (alae_tf.data); tests and the CLIs they start keep theirs
@@ -18,6 +20,9 @@ atexit.register(shutil.rmtree, os.environ["ALAE_TF_CACHE_DIR"], ignore_errors=Tr
 import keras  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+# The console scripts of the environment under test (the venv running pytest).
+BIN = Path(sys.executable).parent
 
 # Session-scoped runs and exports shared across test files.
 pytest_plugins = ["shared_fixtures"]

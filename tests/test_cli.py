@@ -12,11 +12,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import BIN
 from PIL import Image
 
 from alae_tf.training import evaluate, sample, train
 
-BIN = Path(sys.executable).parent
 TINY = ["--batch-size", "16", "--steps-per-epoch", "3", "--grid-every", "1", "--verbose", "2"]
 
 

@@ -14,11 +14,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import BIN
 
 from alae_tf.export import cli as export_cli
 from alae_tf.export.rest import PredictError, ServedModel
@@ -26,7 +26,6 @@ from alae_tf.presets import build_model, get_preset
 from alae_tf.runs import RunCheckpoint, RunSettings, load_trained_model, record_config
 from alae_tf.style_model import StyleALAE, noise_from_seeds
 
-BIN = Path(sys.executable).parent
 # Float32 outputs of the same graph in another process agree to rounding; 1e-5 leaves room
 # for the order of summation of threaded matmuls.
 TOLERANCE = 1e-5

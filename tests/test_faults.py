@@ -10,7 +10,6 @@ import shutil
 import signal
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import BIN
 from PIL import Image
 from run_helpers import make_run
 
@@ -28,8 +28,6 @@ from alae_tf.export import cli as export_cli
 from alae_tf.runs import RunCheckpoint, load_trained_model
 from alae_tf.training import evaluate, sample, train
 from alae_tf.training.callbacks import CheckpointCallback, NonFiniteGuard
-
-BIN = Path(sys.executable).parent
 
 
 def _error_line(capsys):

@@ -22,17 +22,16 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import BIN
 
 from alae_tf.distribute import ClusterError, cluster_from_tf_config, is_chief_task
 
-BIN = Path(sys.executable).parent
 TIMEOUT = 300  # seconds for one worker process
 MLP_ARGS = ["--preset", "mnist_mlp", "--set", "hidden_units=[64,64]", "--batch-size", "32",
             "--precision", "float32", "--verbose", "2", "--grid-every", "1"]
@@ -196,7 +195,7 @@ def test_alae_train_without_tf_config_is_one_line_and_writes_nothing(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "alae-train: error: --strategy multi_worker: TF_CONFIG is not set; every worker needs "
         "it, e.g. TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", \"host2:12345\"]}, "
-        "\"task\": {\"type\": \"worker\", \"index\": 0}}' (see the README)"]
+        "\"task\": {\"type\": \"worker\", \"index\": 0}}' (see docs/distributed.md)"]
     assert not (tmp_path / "run").exists()
 
 

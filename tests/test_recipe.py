@@ -18,8 +18,6 @@ from alae_tf.mlp import MLPGenerator
 from alae_tf.presets import build_model, get_preset
 from alae_tf.training.train import _field_overrides, _preset_from_args, build_parser
 
-BIN = Path(sys.executable).parent
-
 
 def test_set_parses_json_values_by_the_fields_type():
     preset = get_preset("mnist_mlp")

@@ -9,13 +9,11 @@ never TensorFlow's own start-up lines, which differ between CPUs.
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import BIN
 
 from alae_tf import cli
-
-BIN = Path(sys.executable).parent
 
 
 @pytest.mark.parametrize("argv, verbose, strategy", [

@@ -17,7 +17,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -25,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import BIN
 from PIL import Image
 from tfjs_helpers import WEB_DEMO, node, run_in_node
 
 from alae_tf.data import load_embedded_mnist
 from alae_tf.web_demo.server import build_parser, main, make_server
 
-BIN = Path(sys.executable).parent
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "web_demo"
 BACKENDS = ("webgl", "wasm", "cpu")
 MODELS = ("mnist_mlp", "mnist_style_small", "tiny128")

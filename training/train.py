@@ -64,7 +64,7 @@ def build_parser():
                         "the run's own when resuming)")
     parser.add_argument("--jit-compile", choices=("on", "off"), default="off",
                         help="compile the training step with XLA (default: off; see the "
-                        "README's benchmark figures)")
+                        "figures in docs/performance.md)")
     parser.add_argument("--precision", default=None, choices=("auto", *PRECISIONS),
                         help="compute precision: mixed_* compute the networks in 16 bits with "
                         "float32 variables, losses and EMA; auto is mixed_bfloat16 on a CPU "
@@ -75,7 +75,7 @@ def build_parser():
                         help="tf.distribute strategy: 'mirrored' uses every local GPU; "
                         "'multi_worker' trains on several machines, each started with the same "
                         "command and its own TF_CONFIG, the run directory on storage they "
-                        "share (see the README) (default: 'default', one device)")
+                        "share (docs/distributed.md) (default: 'default', one device)")
     parser.add_argument("--checkpoint-every", type=positive_int, default=1,
                         help="epochs between checkpoints (default: 1)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
