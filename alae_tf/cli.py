@@ -150,6 +150,19 @@ def quiet_tensorflow(verbose, first_op=True):
     return True
 
 
+def format_duration(seconds, coarse=False):
+    """``42s``, ``1m20s``, ``2h05m``; ``coarse`` rounds to whole minutes from a minute on (an
+    estimate: ``9m``)."""
+    seconds = round(seconds / 60) * 60 if coarse and seconds >= 60 else round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m" if coarse else f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
 def run_main(prog, body):
     """Runs ``body()`` and turns the project's expected failures into one line and an exit code
     (see the module docstring); checkpoints already written stay."""

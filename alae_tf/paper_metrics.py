@@ -16,13 +16,14 @@ import time
 import numpy as np
 
 from alae_tf import fid, ppl
+from alae_tf.cli import format_duration
 
 # The reference judges face models on a crop of the face (metrics/ppl.py).
 FACE_CROPS = {"ffhq1024": "face", "celeba_hq256": "face", "celeba128": "celeba"}
 
 
 class Progress:
-    """Prints "LABEL: k/n images, 12 s, about 40 s left" at most every ``every`` seconds and once
+    """Prints "LABEL: k/n images, 12s, about 40s left" at most every ``every`` seconds and once
     at the end."""
 
     def __init__(self, label, total, every=10.0, clock=time.monotonic, out=print):
@@ -37,18 +38,9 @@ class Progress:
         self.last = now
         elapsed = now - self.start
         left = elapsed * (self.total - done) / done if done else float("nan")
-        tail = f", about {_duration(left)} left" if done < self.total else ""
-        self.out(f"{self.label}: {done:,}/{self.total:,} images, {_duration(elapsed)}{tail}",
+        tail = f", about {format_duration(left, coarse=True)} left" if done < self.total else ""
+        self.out(f"{self.label}: {done:,}/{self.total:,} images, {format_duration(elapsed)}{tail}",
                  flush=True)
-
-
-def _duration(seconds):
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    return f"{minutes} min {seconds:02d} s" if minutes < 60 else \
-        f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def to_unit_range(images, pixel_range):

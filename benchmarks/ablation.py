@@ -13,6 +13,7 @@ where it stopped. Run it on an otherwise idle machine: the budget is wall-clock 
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -130,6 +131,10 @@ def main(argv=None):
                         help="training speed of this machine, for variants whose schedule "
                         "needs the run's length in epochs (default: %(default)s, measured "
                         "on a 2-core AMD EPYC)")
+    parser.add_argument("--eval-flags", default="",
+                        help="extra alae-eval flags for every run, e.g. '--max-train 500 "
+                        "--classifier-epochs 1' for a quick look (default: none, the full "
+                        "evaluation)")
     parser.add_argument("--list", action="store_true", help="list the variants and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -152,7 +157,8 @@ def main(argv=None):
         parser.error(f"--minutes must be above 0, not {args.minutes:g}")
     if args.epochs_per_minute <= 0:
         parser.error(f"--epochs-per-minute must be above 0, not {args.epochs_per_minute:g}")
-    rows = [run_variant(name, seed, args.minutes, out, [], args.epochs_per_minute)
+    eval_args = shlex.split(args.eval_flags)
+    rows = [run_variant(name, seed, args.minutes, out, eval_args, args.epochs_per_minute)
             for seed in seeds for name in names]
     failed = rows.count(None)
     rows = [row for row in rows if row is not None]

@@ -15,6 +15,7 @@ import pytest
 from conftest import BIN
 from PIL import Image
 
+from alae_tf import cli
 from alae_tf.training import evaluate, sample, train
 
 TINY = ["--batch-size", "16", "--steps-per-epoch", "3", "--grid-every", "1", "--verbose", "2"]
@@ -134,7 +135,7 @@ def test_overall_progress_is_epoch_k_of_n_with_the_time_left_across_levels(capsy
     assert lines[11] == "epoch 12/150, 1m20s elapsed, about 15m left"
     assert lines[12] == "epoch 13/150, 1m40s elapsed, about 46m left"
     assert lines[-1] == "epoch 150/150, 2m14s elapsed"
-    assert callbacks.format_duration(3 * 3600 + 125) == "3h02m"
+    assert cli.format_duration(3 * 3600 + 125) == "3h02m"
 
 
 @pytest.mark.slow
@@ -247,26 +248,27 @@ def test_resuming_with_other_settings_is_refused(capsys, tmp_path):
 def test_style_preset_grows_then_evaluates_and_samples(tmp_path, capsys):
     run_dir = tmp_path / "style"
     command = ["--preset", "mnist_style_small", "--steps-per-epoch", "2", "--batch-size", "8",
-               "--grid-every", "5", "--verbose", "2", "--run-dir", str(run_dir)]
-    # mnist_style_small moves up a level every 4 epochs: epoch 5 fades in 8 px.
-    assert train.main([*command, "--epochs", "5"]) == 0
+               "--set", "epochs_per_lod=2", "--grid-every", "3", "--verbose", "2", "--run-dir",
+               str(run_dir)]
+    # Up a level every 2 epochs: epoch 3 fades in 8 px.
+    assert train.main([*command, "--epochs", "3"]) == 0
     out = capsys.readouterr().out
-    assert "level 0 (4 px), epochs 1..4" in out
-    assert "level 1 (8 px), epochs 5..5" in out
-    assert "\nepoch 4/5, " in out and "\nepoch 5/5, " in out  # one count across the levels
-    grid = Image.open(run_dir / "samples" / "epoch_0005_samples.png")
+    assert "level 0 (4 px), epochs 1..2" in out
+    assert "level 1 (8 px), epochs 3..3" in out
+    assert "\nepoch 2/3, " in out and "\nepoch 3/3, " in out  # one count across the levels
+    grid = Image.open(run_dir / "samples" / "epoch_0003_samples.png")
     assert grid.size == (8 * 10 + 2, 8 * 10 + 2)  # 8 px images at level 1
 
     assert evaluate.main([str(run_dir)]) == 2
     assert "level of detail 1 of 3" in capsys.readouterr().err
 
     # Resume up to the full 32 px level, then evaluate and sample.
-    assert train.main([*command, "--epochs", "13"]) == 0
-    assert "level 3 (32 px), epochs 13..13" in capsys.readouterr().out
+    assert train.main([*command, "--epochs", "7"]) == 0
+    assert "level 3 (32 px), epochs 7..7" in capsys.readouterr().out
     assert evaluate.main([str(run_dir), "--max-train", "300", "--num-samples", "100",
                           "--classifier-epochs", "1"]) == 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["step"] == 26 and 0.0 <= metrics["representation"]["w/raw"]["knn1"] <= 1.0
+    assert metrics["step"] == 14 and 0.0 <= metrics["representation"]["w/raw"]["knn1"] <= 1.0
     assert sample.main([str(run_dir), "--num", "8", "--mix", "--direction", "mnist:3",
                         "mnist:8"]) == 0
     assert Image.open(run_dir / "samples" / "interpolations.png").size[1] == 8 * 34 + 2

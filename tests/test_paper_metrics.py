@@ -22,7 +22,7 @@ def test_progress_counts_and_estimates_the_time_left():
     progress(100)  # 5 s: too soon for a line
     progress(200)  # 20 s: half done, about 20 s left
     progress(400)  # the end is always printed
-    assert lines == ["FID: 200/400 images, 20 s, about 20 s left", "FID: 400/400 images, 40 s"]
+    assert lines == ["FID: 200/400 images, 20s, about 20s left", "FID: 400/400 images, 40s"]
 
 
 def test_fid_scores_of_a_tiny_model_and_the_counts_used():

@@ -130,7 +130,8 @@ def test_ablation_script_tabulates_a_run_and_reports_a_failed_one(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
         [sys.executable, str(Path(__file__).parents[1] / "benchmarks" / "ablation.py"),
-         "--minutes", "0.001", "--variants", "reference,sigmoid", "--out", str(out)],
+         "--minutes", "0.001", "--variants", "reference,sigmoid", "--out", str(out),
+         "--eval-flags", "--max-train 500 --classifier-epochs 1 --num-samples 200"],
         capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "ablation: sigmoid seed 0 failed (alae-train exit 2)" in result.stderr

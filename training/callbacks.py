@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from alae_tf import images
+from alae_tf.cli import format_duration
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
@@ -121,19 +122,6 @@ class OverallProgress(keras.callbacks.Callback):
             left = np.mean(self.epoch_seconds) * (self.total_epochs - done)
             line += f", about {format_duration(left, coarse=True)} left"
         print(line, flush=True)
-
-
-def format_duration(seconds, coarse=False):
-    """``42s``, ``1m20s``, ``2h05m``; ``coarse`` rounds to whole minutes from a minute on (an
-    estimate: ``9m``)."""
-    seconds = round(seconds / 60) * 60 if coarse and seconds >= 60 else round(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m" if coarse else f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 class CheckpointCallback(keras.callbacks.Callback):
