@@ -104,6 +104,7 @@ def test_pca_features_fitted_on_train_only():
     np.testing.assert_array_equal(train_f, train_f2)
 
 
+@pytest.mark.slow
 def test_digit_classifier_reaches_97_percent(classifier, mnist):
     probs = classifier.predict(mnist["x_test"][..., None], verbose=0)
     accuracy = np.mean(np.argmax(probs, axis=-1) == mnist["y_test"])

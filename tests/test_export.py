@@ -96,6 +96,9 @@ import contextlib, io, json, sys
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.tools import saved_model_cli
+
+# Every test here writes exports or starts processes: the slow tier.
+pytestmark = pytest.mark.slow
 report = {}
 for export_dir, calls_file, out_file in zip(*[iter(sys.argv[2:])] * 3):
     loaded = tf.saved_model.load(export_dir)

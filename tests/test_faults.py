@@ -37,6 +37,7 @@ def _error_line(capsys):
     return err[0]
 
 
+@pytest.mark.slow
 def test_a_diverging_first_run_stops_with_exit_3_and_binds_nothing(tmp_path, capsys):
     run = tmp_path / "run"
     assert train.main(["--preset", "mnist_mlp", "--learning-rate", "1e6", "--epochs", "3",
@@ -110,6 +111,7 @@ def test_eval_refuses_a_model_with_no_finite_checkpoint(mlp_run, tmp_path, capsy
         assert "ckpt-1: holds NaN or infinite weights" in line
 
 
+@pytest.mark.slow
 def test_clis_walk_past_a_truncated_newest_checkpoint(mlp_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(mlp_run, run)
@@ -164,6 +166,7 @@ def test_stale_temporary_checkpoint_folders_are_removed(make_tiny_model, tmp_pat
         "checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"]
 
 
+@pytest.mark.slow
 def test_kill_9_during_training_saves_loses_nothing_and_the_run_resumes(tmp_path, capsys):
     # A real SIGKILL, aimed at a checkpoint save: one step per epoch, so saves take most of
     # the time; the test waits for a ckpt-N_temp folder (a save in flight) to kill in it.
@@ -342,6 +345,7 @@ def test_folder_checks_are_cached_per_file_and_redone_when_a_file_changes(tmp_pa
     assert decoded == [6, 1]  # only the changed file again
 
 
+@pytest.mark.slow
 def test_alae_train_skips_a_truncated_jpeg_with_one_warning_line(tmp_path):
     files = _digit_folder(tmp_path / "digits", 12, np.random.default_rng(0))
     _truncate(files[5])

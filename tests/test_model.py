@@ -142,6 +142,7 @@ def _fit_one_step(model, x, jit_compile=False):
     model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_two_replicas_match_one_replica(make_tiny_model, two_replica_strategy):
     x = _images(8, seed=7)
     single = make_tiny_model(seed=4)
@@ -249,6 +250,7 @@ def test_truncation_psi_is_a_tensor_traced_once(make_tiny_model):
     np.testing.assert_allclose(model.generate(z, truncation_psi=1.0), model.decode(w), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_alae_tf_load_model_needs_nothing_else(make_tiny_model, tmp_path):
     import os
     import subprocess

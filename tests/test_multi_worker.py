@@ -32,6 +32,9 @@ from conftest import BIN
 
 from alae_tf.distribute import ClusterError, cluster_from_tf_config, is_chief_task
 
+# Every test here runs worker processes on 127.0.0.1: the slow tier.
+pytestmark = pytest.mark.slow
+
 TIMEOUT = 300  # seconds for one worker process
 MLP_ARGS = ["--preset", "mnist_mlp", "--set", "hidden_units=[64,64]", "--batch-size", "32",
             "--precision", "float32", "--verbose", "2", "--grid-every", "1"]

@@ -124,6 +124,7 @@ def test_digits_fid_ranks_real_digits_then_a_trained_model_then_an_untrained_one
     assert real < trained["fid_reconstructions"] < untrained["fid_reconstructions"]
 
 
+@pytest.mark.slow
 def test_alae_eval_writes_fid_and_ppl_and_refuses_unusable_networks(exports, tmp_path, capsys):
     import json
     import shutil

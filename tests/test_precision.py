@@ -116,6 +116,7 @@ def test_float16_skips_a_step_whose_scaled_gradients_overflow(make_tiny_model):
                                                                 strict=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_style_model_trains_during_a_fade_in_sixteen_bits(precision):
     from test_style_model import tiny_style_model
@@ -129,6 +130,7 @@ def test_style_model_trains_during_a_fade_in_sixteen_bits(precision):
     assert model.decode(tf.random.normal((2, 8))).dtype == tf.float32
 
 
+@pytest.mark.slow
 def test_cli_trains_in_bfloat16_saves_a_float32_model_and_keeps_the_precision(
         tmp_path, capsys, monkeypatch):
     from alae_tf.training import train

@@ -177,6 +177,7 @@ def test_lazy_r1_is_k_times_the_penalty_on_every_kth_step_and_absent_otherwise(
     assert any(not np.array_equal(a, b) for a, b in moved)
 
 
+@pytest.mark.slow
 def test_lazy_r1_trains_a_style_model_whose_upper_blocks_get_no_gradient():
     from test_style_model import tiny_style_model
 

@@ -66,6 +66,7 @@ def test_alpha_follows_the_step_counter():
     assert float(fade_in_alpha(3, 0, 0)) == 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps_per_execution", [1, 3, 4])
 def test_alpha_is_computed_per_step_for_any_steps_per_execution(steps_per_execution):
     """The mean alpha the steps of an epoch trained with equals the schedule's mean."""
@@ -79,6 +80,7 @@ def test_alpha_is_computed_per_step_for_any_steps_per_execution(steps_per_execut
     assert history.history["fade/alpha"][-1] == pytest.approx(expected, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_one_traced_step_per_level_and_no_retrace_within_a_level():
     class CountingStyleALAE(StyleALAE):
         traced_levels = []
@@ -221,6 +223,7 @@ def test_training_noise_comes_from_the_model_seed():
         (4, 4, 4, 1), (4, 4, 4, 1), (4, 8, 8, 1), (4, 8, 8, 1), (4, 16, 16, 1), (4, 16, 16, 1)]
 
 
+@pytest.mark.slow
 def test_two_replicas_match_one_replica_during_a_fade(two_replica_strategy):
     x = _images(8, seed=7)
     single = tiny_style_model(seed=4)

@@ -15,6 +15,9 @@ from alae_tf.data import load_embedded_mnist
 from alae_tf.export import cli as export_cli
 from alae_tf.export.tfjs import GRAPHS, unfuse_tensor_biases
 
+# Every test here converts exports or runs TF.js in Node: the slow tier.
+pytestmark = pytest.mark.slow
+
 TOLERANCE = 1e-4
 # Largest |TF.js - Keras| allowed per output with quantized weights, measured on these models
 # (float16: about 1e-3 of a unit-range output; uint8: about 3-7% of it, the price of 4x less).
