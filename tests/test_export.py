@@ -26,6 +26,9 @@ from alae_tf.presets import build_model, get_preset
 from alae_tf.runs import RunCheckpoint, RunSettings, load_trained_model, record_config
 from alae_tf.style_model import StyleALAE, noise_from_seeds
 
+# Every test here writes exports or starts processes: the slow tier.
+pytestmark = pytest.mark.slow
+
 # Float32 outputs of the same graph in another process agree to rounding; 1e-5 leaves room
 # for the order of summation of threaded matmuls.
 TOLERANCE = 1e-5
@@ -96,9 +99,6 @@ import contextlib, io, json, sys
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.tools import saved_model_cli
-
-# Every test here writes exports or starts processes: the slow tier.
-pytestmark = pytest.mark.slow
 report = {}
 for export_dir, calls_file, out_file in zip(*[iter(sys.argv[2:])] * 3):
     loaded = tf.saved_model.load(export_dir)
