@@ -23,13 +23,19 @@ FACE_CROPS = {"ffhq1024": "face", "celeba_hq256": "face", "celeba128": "celeba"}
 
 
 class Progress:
-    """Prints "LABEL: k/n images, 12s, about 40s left" at most every ``every`` seconds and once
-    at the end."""
+    """Prints "LABEL: k/n images, 12s, about 40s left" at most every ``every`` seconds and at
+    the end (``finish`` when the work stops short of ``total``)."""
 
-    def __init__(self, label, total, every=10.0, clock=time.monotonic, out=print):
+    def __init__(self, label, total, every=10.0, clock=time.monotonic, out=print, unit="images"):
         self.label, self.total, self.every, self.clock, self.out = label, total, every, clock, out
+        self.unit = unit
         self.start = clock()
         self.last = self.start
+
+    def finish(self, done):
+        """The last line of work that ended at ``done`` of ``total``."""
+        self.total = done
+        self(done)
 
     def __call__(self, done):
         now = self.clock()
@@ -39,7 +45,8 @@ class Progress:
         elapsed = now - self.start
         left = elapsed * (self.total - done) / done if done else float("nan")
         tail = f", about {format_duration(left, coarse=True)} left" if done < self.total else ""
-        self.out(f"{self.label}: {done:,}/{self.total:,} images, {format_duration(elapsed)}{tail}",
+        self.out(f"{self.label}: {done:,}/{self.total:,} {self.unit}, "
+                 f"{format_duration(elapsed)}{tail}",
                  flush=True)
 
 
@@ -120,6 +127,8 @@ def fid_scores(model, pixel_range, real_batches, extractor, num_images, batch_si
     if real.count < 2:
         raise ValueError("FID needs at least 2 real images")
     if real.count < num_images:
+        progress.finish(real.count)
+    if real.count < num_images:
         out(f"{extractor.name}: the data has {real.count:,} images; every set uses that many",
             flush=True)
     count = real.count
@@ -169,5 +178,6 @@ def ppl_scores(model, pixel_range, distance, distance_name, num_samples, crop=No
         scores[f"ppl_{sampling}"] = ppl.perceptual_path_length(
             mapping, synthesize, distance, num_samples, model.latent_dim, epsilon=epsilon,
             sampling=sampling, batch_size=batch_size, seed=seed,
-            progress=Progress(f"PPL ({sampling}, {distance_name})", num_samples, out=out))
+            progress=Progress(f"PPL ({sampling}, {distance_name})", num_samples, out=out,
+                              unit="samples"))
     return scores
