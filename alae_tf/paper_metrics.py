@@ -57,7 +57,7 @@ def to_unit_range(images, pixel_range):
 
 
 def _mapping(model):
-    return model.network("mapping_f_ema")
+    return model.inference_network("mapping_f")
 
 
 def sample_styles(model, z, mixing_z=None, draws=None):
@@ -84,17 +84,20 @@ def generated_batches(model, pixel_range, count, batch_size=64, seed=0):
         z = rng.standard_normal((n, model.latent_dim)).astype(np.float32)
         mixing_z = rng.standard_normal((n, model.latent_dim)).astype(np.float32)
         w = sample_styles(model, z, mixing_z, rng.uniform(size=2))
-        yield to_unit_range(model.decode(w, noise=_noise(model, rng, n)), pixel_range)
+        # Seeds are drawn only for a model with noise, so an MLP-ALAE's stream of z is as it was.
+        seeds = rng.integers(0, 2**31 - 1, size=n) if hasattr(model, "noise_shapes") else None
+        noise = None if seeds is None else noise_for(model, seeds)
+        yield to_unit_range(model.decode(w, noise=noise), pixel_range)
         done += n
 
 
-def _noise(model, rng, n):
-    """Seeded noise maps for a StyleALAE (None for MLP-ALAE)."""
+def noise_for(model, seeds):
+    """A StyleALAE's noise maps drawn from one seed per image (None for MLP-ALAE)."""
     if not hasattr(model, "noise_shapes"):
         return None
     from alae_tf.style_model import noise_from_seeds
 
-    return noise_from_seeds(rng.integers(0, 2**31 - 1, size=n), model.noise_shapes())
+    return noise_from_seeds(seeds, model.noise_shapes())
 
 
 def fid_scores(model, pixel_range, real_batches, extractor, num_images, batch_size=64, seed=0,
@@ -162,13 +165,8 @@ def ppl_scores(model, pixel_range, distance, distance_name, num_samples, crop=No
         return _mapping(model)(tf.convert_to_tensor(z)).numpy()
 
     def synthesize(w, seeds):
-        noise = None
-        if hasattr(model, "noise_shapes"):
-            from alae_tf.style_model import noise_from_seeds
-
-            noise = noise_from_seeds(seeds, model.noise_shapes())
-        images = to_unit_range(model.decode(tf.constant(w, tf.float32), noise=noise),
-                               pixel_range)
+        images = to_unit_range(model.decode(tf.constant(w, tf.float32),
+                                            noise=noise_for(model, seeds)), pixel_range)
         if crop:
             images = ppl.face_crop(images, celeba_style=crop == "celeba")
         return ppl.downsample_to(images)
