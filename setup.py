@@ -15,8 +15,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
-    packages=["alae_tf", "alae_tf.data", "alae_tf.training", "alae_tf.export",
-              "alae_tf.web_demo"],
+    packages=["alae_tf", "alae_tf.data", "alae_tf.official", "alae_tf.training",
+              "alae_tf.export", "alae_tf.web_demo"],
     package_dir={
         "alae_tf": "alae_tf",
         "alae_tf.training": "training",
@@ -42,6 +42,8 @@ setup(
         # alae-serve: a FastAPI application run by uvicorn.
         "fastapi>=0.110",
         "uvicorn>=0.29",
+        # alae-import: the authors' YAML configs, read with the safe loader.
+        "pyyaml>=6",
     ],
     extras_require={
         "export": ["tensorflowjs==4.22.0", "tensorflow-decision-forests==1.12.0", "ydf==0.11.0"],
@@ -57,6 +59,7 @@ setup(
             "alae-export=alae_tf.export.cli:main",
             "alae-serve=alae_tf.export.serve:main",
             "alae-demo=alae_tf.web_demo.server:main",
+            "alae-import=alae_tf.training.import_official:main",
         ]
     },
 )

@@ -119,7 +119,7 @@ def single_style(w):
 
 @keras.saving.register_keras_serializable(package="alae_tf")
 class MappingD(keras.Model):
-    """D: scores a latent code w; only column 0 of the last layer is the logit.
+    """D: scores a latent code w; one column of the last layer (``logit_index``) is the logit.
 
     ``num_layers`` equalized Dense layers latent -> ... -> ``output_dim``. The reference has no
     activations between them (the authors call that a bug they kept so their published numbers
@@ -128,17 +128,21 @@ class MappingD(keras.Model):
     Args:
         latent_dim: size of w.
         num_layers: number of Dense layers (3 in every reference config).
-        output_dim: width of the last layer (latent for MNIST, 2 * latent for StyleALAE); only
-            column 0 is used.
+        output_dim: width of the last layer (latent for MNIST, 2 * latent for StyleALAE); column
+            ``logit_index`` is the logit.
         lr_mul: learning-rate multiplier (0.1).
         use_activations: put LeakyReLU 0.2 between the layers (off in the reference presets).
+        logit_index: the output column that is the logit. The reference's StyleALAE D reads
+            column ``latent`` of its 2 * latent outputs (``x[:, 0, x.shape[2] // 2]``), its
+            MNIST MLP column 0; a D trained from scratch is the same in distribution either
+            way, an imported one must read the reference's column.
 
     Reference: podgorskiy/ALAE net.py, MappingD.
     """
 
     def __init__(
         self, latent_dim, num_layers=3, output_dim=None, lr_mul=0.1, use_activations=False,
-        **kwargs,
+        logit_index=0, **kwargs,
     ):
         super().__init__(**kwargs)
         self.latent_dim = int(latent_dim)
@@ -146,6 +150,9 @@ class MappingD(keras.Model):
         self.output_dim = int(output_dim or latent_dim)
         self.lr_mul = float(lr_mul)
         self.use_activations = bool(use_activations)
+        self.logit_index = int(logit_index)
+        if not 0 <= self.logit_index < self.output_dim:
+            raise ValueError(f"logit_index must be in [0, {self.output_dim}), got {logit_index}")
         widths = [self.latent_dim] * (self.num_layers - 1) + [self.output_dim]
         self.dense_layers = [
             EqualizedDense(units, lr_mul=self.lr_mul, name=f"dense_{i}")
@@ -166,7 +173,7 @@ class MappingD(keras.Model):
             x = layer(x)
             if self.use_activations and i < self.num_layers - 1:
                 x = self.activation(x)
-        return x[:, 0]
+        return x[:, self.logit_index]
 
     def get_config(self):
         return {
@@ -176,4 +183,5 @@ class MappingD(keras.Model):
             "output_dim": self.output_dim,
             "lr_mul": self.lr_mul,
             "use_activations": self.use_activations,
+            "logit_index": self.logit_index,
         }

@@ -50,6 +50,14 @@ class Preset:
         ema_half_life: half-life of the EMA networks, in images.
         g_output: MLP-ALAE G's output activation: "linear" (the reference), "sigmoid" (for
             pixel_range (0, 1)) or "tanh" (for (-1, 1)).
+        truncation_cutoff: StyleALAE style slots that truncation pulls toward the average w.
+        w_avg_decay: decay of F's running average w per generated batch.
+        d_logit_index: the column of D's output that is the logit (``MappingD``).
+        encoder_norm_epsilon: epsilon of StyleALAE E's instance norms.
+        encoder_std_epsilon: epsilon of StyleALAE E's std statistics. The reference uses
+            1e-5 and 0 and reads D's column ``latent_dim`` (imported models set these,
+            ``alae-import``); this project's presets keep 1e-8, 1e-8 and column 0
+            (docs/differences.md).
     """
 
     name: str
@@ -81,6 +89,11 @@ class Preset:
     adam_betas: tuple = (0.0, 0.99)
     ema_half_life: float = 10_000.0
     g_output: str = "linear"
+    truncation_cutoff: int = 8
+    w_avg_decay: float = 0.995
+    d_logit_index: int = 0
+    encoder_norm_epsilon: float = 1e-8
+    encoder_std_epsilon: float = 1e-8
 
     @property
     def image_shape(self):
@@ -209,8 +222,9 @@ def build_model(preset, seed=0):
         generator = StyleGenerator(*image_args, startf=preset.startf, maxf=preset.maxf,
                                    name="generator")
         encoder = StyleEncoder(*image_args, startf=preset.startf, maxf=preset.maxf,
-                               name="encoder")
-        # StyleALAE's D ends in 2 * latent units, of which column 0 is the logit.
+                               norm_epsilon=preset.encoder_norm_epsilon,
+                               std_epsilon=preset.encoder_std_epsilon, name="encoder")
+        # StyleALAE's D ends in 2 * latent units, of which one is the logit.
         d_output, model_class, num_styles = 2 * latent, StyleALAE, generator.num_styles
         extra = {"style_mixing_prob": preset.style_mixing_prob}
     elif preset.family == "mlp":
@@ -225,12 +239,14 @@ def build_model(preset, seed=0):
     else:
         raise ValueError(f"preset {preset.name!r}: unknown network family {preset.family!r}")
     return model_class(
-        mapping_f=MappingF(latent, preset.mapping_layers,
-                           num_styles=num_styles, name="mapping_f"),
+        mapping_f=MappingF(latent, preset.mapping_layers, num_styles=num_styles,
+                           w_avg_decay=preset.w_avg_decay,
+                           truncation_cutoff=preset.truncation_cutoff, name="mapping_f"),
         generator=generator,
         encoder=encoder,
         mapping_d=MappingD(latent, preset.d_layers, output_dim=d_output,
-                           use_activations=preset.d_activations, name="mapping_d"),
+                           use_activations=preset.d_activations,
+                           logit_index=preset.d_logit_index, name="mapping_d"),
         r1_gamma=preset.r1_gamma,
         r1_interval=preset.r1_interval,
         ema_half_life=preset.ema_half_life,

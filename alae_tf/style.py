@@ -163,13 +163,18 @@ class EncoderBlock(keras.layers.Layer):
         out_channels: channels after the downsampling conv.
         image_channels: channels of the images ``from_rgb`` reads.
         latent_dim: size of w.
+        norm_epsilon: epsilon of the instance norms (``InstanceStatistics``).
+        std_epsilon: epsilon of the std statistic; None: ``norm_epsilon``.
 
     Reference: ALAE paper section 5 (the encoder's "multilinear map" of styles);
     podgorskiy/ALAE net.py, EncoderDefault.
     """
 
-    def __init__(self, side, in_channels, out_channels, image_channels, latent_dim, **kwargs):
+    def __init__(self, side, in_channels, out_channels, image_channels, latent_dim,
+                 norm_epsilon=1e-8, std_epsilon=None, **kwargs):
         super().__init__(**kwargs)
+        self.norm_epsilon = float(norm_epsilon)
+        self.std_epsilon = self.norm_epsilon if std_epsilon is None else float(std_epsilon)
         self.side = int(side)
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
@@ -186,7 +191,8 @@ class EncoderBlock(keras.layers.Layer):
         self.bias0, self.bias1 = Bias(name="bias0"), Bias(name="bias1")
         self.style0, self.style1 = (EqualizedDense(self.latent_dim, name=f"style{h}")
                                     for h in (0, 1))
-        self.statistics = InstanceStatistics(name="instance_statistics")
+        self.statistics = InstanceStatistics(self.norm_epsilon, self.std_epsilon,
+                                             name="instance_statistics")
         self.blur = Blur(name="blur")
         self.activation = keras.layers.LeakyReLU(0.2, name="lrelu")
 
@@ -217,7 +223,8 @@ class EncoderBlock(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "side": self.side, "in_channels": self.in_channels,
                 "out_channels": self.out_channels, "image_channels": self.image_channels,
-                "latent_dim": self.latent_dim}
+                "latent_dim": self.latent_dim, "norm_epsilon": self.norm_epsilon,
+                "std_epsilon": self.std_epsilon}
 
 
 class _StyleLadder(keras.Model):
@@ -332,17 +339,24 @@ class StyleEncoder(_StyleLadder):
         latent_dim: size of w.
         startf: channels of the first (largest) block.
         maxf: channel cap.
+        norm_epsilon: epsilon of the blocks' instance norms (the reference: 1e-5).
+        std_epsilon: epsilon of their std statistics (the reference: 0); None:
+            ``norm_epsilon``.
 
     Reference: ALAE paper section 5 (the encoder's "multilinear map" of styles);
     podgorskiy/ALAE net.py, EncoderDefault.
     """
 
-    def __init__(self, resolution, channels, latent_dim, startf=32, maxf=256, **kwargs):
+    def __init__(self, resolution, channels, latent_dim, startf=32, maxf=256,
+                 norm_epsilon=1e-8, std_epsilon=None, **kwargs):
         super().__init__(resolution, channels, latent_dim, startf, maxf, **kwargs)
+        self.norm_epsilon = float(norm_epsilon)
+        self.std_epsilon = self.norm_epsilon if std_epsilon is None else float(std_epsilon)
         self.blocks = [
             EncoderBlock(self.resolution // 2**i, min(self.maxf, self.startf * 2**i),
                          min(self.maxf, self.startf * 2 ** (i + 1)), self.channels,
-                         self.latent_dim, name=block_name(self.resolution // 2**i))
+                         self.latent_dim, self.norm_epsilon, self.std_epsilon,
+                         name=block_name(self.resolution // 2**i))
             for i in range(self.num_blocks)
         ]
         self.pool = Downsample2x(name="pool")
@@ -360,3 +374,7 @@ class StyleEncoder(_StyleLadder):
             features, w_block = block(features)
             w = w + w_block
         return w
+
+    def get_config(self):
+        return {**super().get_config(), "norm_epsilon": self.norm_epsilon,
+                "std_epsilon": self.std_epsilon}

@@ -35,20 +35,26 @@ def _half(length, round_up=False):
     return -(-length // 2) if round_up else length // 2
 
 
-def instance_normalize(x, epsilon):
+def instance_normalize(x, epsilon, std_epsilon=None):
     """Instance normalisation without an affine transform, and the statistics it removed.
 
-    Returns (normalised x, mean, std) with the mean and std = sqrt(var + epsilon) over H, W of
-    each sample and channel ([N, 1, 1, C], float32). The statistics are computed in float32
-    even under mixed precision: bfloat16 has too few mantissa bits for a mean over 1024 x 1024
-    pixels. Two passes (centre, then square) avoid the cancellation of E[x^2] - E[x]^2.
+    Returns (normalised x, mean, std) with the mean and std = sqrt(var + std_epsilon) over H, W
+    of each sample and channel ([N, 1, 1, C], float32); x is normalised with
+    sqrt(var + epsilon). ``std_epsilon`` None means ``epsilon``. The statistics are computed
+    in float32 even under mixed precision: bfloat16 has too few mantissa bits for a mean over
+    1024 x 1024 pixels. Two passes (centre, then square) avoid the cancellation of
+    E[x^2] - E[x]^2.
     """
     x32 = ops.cast(x, "float32")
     mean = ops.mean(x32, axis=(1, 2), keepdims=True)  # [N, 1, 1, C]
     centred = x32 - mean
     variance = ops.mean(ops.square(centred), axis=(1, 2), keepdims=True)  # [N, 1, 1, C]
     inv_std = ops.rsqrt(variance + epsilon)
-    return ops.cast(centred * inv_std, x.dtype), mean, 1.0 / inv_std
+    if std_epsilon is None or std_epsilon == epsilon:
+        std = 1.0 / inv_std
+    else:
+        std = ops.sqrt(variance + std_epsilon)
+    return ops.cast(centred * inv_std, x.dtype), mean, std
 
 
 def _shift_sum(kernel):
@@ -387,22 +393,28 @@ class InstanceStatistics(keras.layers.Layer):
     """Instance normalisation that also returns what it removed: the encoder's style.
 
     call(x) with x [N, H, W, C] returns (normalised x [N, H, W, C], style [N, 2C]) where
-    style = concat([mean, std]) over H, W per channel, std = sqrt(var + epsilon) and
-    normalised x = (x - mean) / std. The encoder maps each style to W with a Dense and sums.
+    style = concat([mean, std]) over H, W per channel, std = sqrt(var + std_epsilon) and
+    normalised x = (x - mean) / sqrt(var + epsilon). The encoder maps each style to W with a
+    Dense and sums.
 
     Args:
-        epsilon: added to the variance.
+        epsilon: added to the variance before normalising.
+        std_epsilon: added to the variance of the std statistic; None: ``epsilon``. The
+            reference normalises with ``nn.InstanceNorm2d``'s default 1e-5 and takes the std
+            statistic with no epsilon (0); imported models use those values, this project's
+            presets 1e-8 for both (a constant channel then has a finite gradient).
 
     Reference: Pidhorskyi et al., "Adversarial Latent Autoencoders", 2020, section 5
-    (StyleALAE encoder); podgorskiy/ALAE net.py, EncoderDefault.
+    (StyleALAE encoder); podgorskiy/ALAE net.py, EncodeBlock.
     """
 
-    def __init__(self, epsilon=1e-8, **kwargs):
+    def __init__(self, epsilon=1e-8, std_epsilon=None, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
+        self.std_epsilon = self.epsilon if std_epsilon is None else float(std_epsilon)
 
     def call(self, x):
-        normalised, mean, std = instance_normalize(x, self.epsilon)
+        normalised, mean, std = instance_normalize(x, self.epsilon, self.std_epsilon)
         style = ops.concatenate([mean, std], axis=-1)  # [N, 1, 1, 2C]
         style = ops.cast(ops.squeeze(style, axis=(1, 2)), x.dtype)  # [N, 2C]
         return normalised, style
@@ -413,7 +425,7 @@ class InstanceStatistics(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(epsilon=self.epsilon)
+        config.update(epsilon=self.epsilon, std_epsilon=self.std_epsilon)
         return config
 
 

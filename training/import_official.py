@@ -1,0 +1,121 @@
+"""alae-import: turns an official ALAE checkpoint (podgorskiy/ALAE) into a run directory.
+
+The run directory is like one ``alae-train`` finished: config.json (a preset built from the
+official YAML config), a checkpoint at the last level of detail with the trained and EMA
+networks and fresh optimizer state, and model.keras. ``alae-eval``, ``alae-sample``,
+``alae-export``, ``alae-serve`` and ``alae-demo`` use it as any run; ``alae-train --run-dir DIR
+--epochs N`` fine-tunes it on the data source given here.
+"""
+
+import contextlib
+import os
+import shutil
+import time
+
+from alae_tf.cli import ArgumentParser, UsageError, early_flags, quiet_tensorflow, run_main
+
+
+def build_parser():
+    parser = ArgumentParser(
+        prog="alae-import",
+        description="Import a checkpoint of the authors' ALAE code (podgorskiy/ALAE, e.g. "
+        "training_artifacts/ffhq/model_submitted.pth) with its YAML config into a run "
+        "directory. The file is read without PyTorch and without running code from it.")
+    parser.add_argument("checkpoint", help="the official .pth file (zip or legacy layout)")
+    parser.add_argument("--config", required=True,
+                        help="the official YAML config it was trained with (configs/*.yaml)")
+    parser.add_argument("--run-dir", default=None,
+                        help="the run directory to create; it must not exist or be empty "
+                        "(default: runs/official_NAME, NAME from the config)")
+    parser.add_argument("--dataset", default=None,
+                        help="the data source a fine-tuning run (alae-train --run-dir DIR "
+                        "--epochs N) trains on: 'folder:PATH' or 'tfds:NAME' "
+                        "(default: folder:data/NAME)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's C++ log lines")
+    return parser
+
+
+def _check_target(run_dir):
+    if os.path.exists(run_dir) and (not os.path.isdir(run_dir) or os.listdir(run_dir)):
+        raise UsageError(f"{run_dir!r} exists and is not an empty directory; give a new "
+                         "--run-dir (nothing was written)")
+
+
+def _write_run(model, preset, run_dir):
+    """Writes the run into a temporary sibling directory, then renames it into place: a run
+    directory is complete or absent, even if the process dies."""
+    from alae_tf.errors import write_error_reason
+    from alae_tf.runs import RunCheckpoint, RunSettings, record_config
+    from alae_tf.training.train import _save_final_model
+
+    parent = os.path.dirname(os.path.abspath(run_dir))
+    staging = os.path.join(parent, f".{os.path.basename(run_dir)}.importing{os.getpid()}")
+    try:
+        os.makedirs(staging)
+        settings = RunSettings(preset, run_dir=staging, precision="float32")
+        record_config(settings)
+        checkpoint = RunCheckpoint(model, staging, max_to_keep=settings.keep_checkpoints)
+        checkpoint.save(preset.epochs)
+        _save_final_model(model, staging, preset)
+        if os.path.isdir(run_dir):
+            os.rmdir(run_dir)  # empty (checked): the rename needs it gone
+        os.rename(staging, run_dir)
+    except OSError as e:
+        raise UsageError(f"cannot write {run_dir!r} ({write_error_reason(e)}); nothing was "
+                         "left there") from None
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(staging)
+
+
+def import_checkpoint(args):
+    from alae_tf.official.config import preset_from_config, read_official_config
+    from alae_tf.official.torch_file import TorchFileError, read_torch_file
+
+    config = read_official_config(args.config)
+    run_dir = args.run_dir or os.path.join("runs", f"official_{config.name}")
+    _check_target(run_dir)
+    start = time.perf_counter()
+    try:
+        checkpoint = read_torch_file(args.checkpoint)
+    except OSError as e:
+        raise UsageError(f"cannot read {args.checkpoint!r} ({e.strerror or e})") from None
+    except TorchFileError as e:
+        raise UsageError(f"{args.checkpoint}: {e}") from None
+    read_seconds = time.perf_counter() - start
+
+    import keras
+
+    from alae_tf.official.weights import load_official_weights
+    from alae_tf.presets import build_model
+
+    preset = preset_from_config(config, args.dataset or f"folder:data/{config.name}")
+    keras.utils.set_random_seed(0)
+    model = build_model(preset)
+    model.compile(learning_rate=preset.learning_rate, adam_betas=preset.adam_betas)
+    report = load_official_weights(model, checkpoint, os.path.basename(args.checkpoint))
+    model.set_level(model.max_level)
+    _write_run(model, preset, run_dir)
+    for note in report.notes:
+        print(f"note: {note}")
+    if config.z_regression:
+        print("note: the config trains E against z (Z_REGRESSION); alae-train's latent loss "
+              "compares with w, so fine-tuning uses the paper's loss")
+    ema = ", ".join(f"{k} <- {v}" for k, v in report.sources.items())
+    print(f"imported {report.tensors} tensors ({report.parameters:,} numbers) from "
+          f"{args.checkpoint} in {read_seconds:.1f} s: StyleALAE {preset.resolution} px, "
+          f"{preset.channels} channel(s), latent {preset.latent_dim} ({ema})")
+    print(f"wrote {run_dir}: try alae-sample {run_dir}, or alae-export {run_dir} OUT; the "
+          f"reference samples with --truncation-psi {config.truncation_psi:g}")
+    return 0
+
+
+def main(argv=None):
+    quiet_tensorflow(early_flags(argv)[0])
+    args = build_parser().parse_args(argv)
+    return run_main("alae-import", lambda: import_checkpoint(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
