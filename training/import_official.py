@@ -8,11 +8,20 @@ networks and fresh optimizer state, and model.keras. ``alae-eval``, ``alae-sampl
 """
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import time
 
-from alae_tf.cli import ArgumentParser, UsageError, early_flags, quiet_tensorflow, run_main
+from alae_tf.cli import (
+    ArgumentParser,
+    UsageError,
+    early_flags,
+    positive_float,
+    positive_int,
+    quiet_tensorflow,
+    run_main,
+)
 
 
 def build_parser():
@@ -31,6 +40,14 @@ def build_parser():
                         help="the data source a fine-tuning run (alae-train --run-dir DIR "
                         "--epochs N) trains on: 'folder:PATH' or 'tfds:NAME' "
                         "(default: folder:data/NAME)")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="global batch size of a fine-tuning run at every level (default: "
+                        "the config's LOD_2_BATCH_8GPU, sized for 8 GPUs)")
+    parser.add_argument("--learning-rate", type=positive_float, default=None,
+                        help="learning rate of a fine-tuning run (default: the config's)")
+    parser.add_argument("--steps-per-epoch", type=positive_int, default=None,
+                        help="training steps per epoch of a fine-tuning run (default: one pass "
+                        "over the data)")
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's C++ log lines")
     return parser
@@ -42,7 +59,7 @@ def _check_target(run_dir):
                          "--run-dir (nothing was written)")
 
 
-def _write_run(model, preset, run_dir):
+def _write_run(model, preset, run_dir, steps_per_epoch):
     """Writes the run into a temporary sibling directory, then renames it into place: a run
     directory is complete or absent, even if the process dies."""
     from alae_tf.errors import write_error_reason
@@ -53,7 +70,8 @@ def _write_run(model, preset, run_dir):
     staging = os.path.join(parent, f".{os.path.basename(run_dir)}.importing{os.getpid()}")
     try:
         os.makedirs(staging)
-        settings = RunSettings(preset, run_dir=staging, precision="float32")
+        settings = RunSettings(preset, run_dir=staging, precision="float32",
+                               steps_per_epoch=steps_per_epoch)
         record_config(settings)
         checkpoint = RunCheckpoint(model, staging, max_to_keep=settings.keep_checkpoints)
         checkpoint.save(preset.epochs)
@@ -91,12 +109,18 @@ def import_checkpoint(args):
     from alae_tf.presets import build_model
 
     preset = preset_from_config(config, args.dataset or f"folder:data/{config.name}")
+    # The fine-tuning recipe is part of the run, as alae-train's flags are of a new run.
+    if args.batch_size is not None:
+        preset = dataclasses.replace(preset, batch_size=args.batch_size, lod_batch_sizes=())
+    if args.learning_rate is not None:
+        preset = dataclasses.replace(preset, learning_rate=args.learning_rate,
+                                     lod_learning_rates=())
     keras.utils.set_random_seed(0)
     model = build_model(preset)
     model.compile(learning_rate=preset.learning_rate, adam_betas=preset.adam_betas)
     report = load_official_weights(model, checkpoint, os.path.basename(args.checkpoint))
     model.set_level(model.max_level)
-    _write_run(model, preset, run_dir)
+    _write_run(model, preset, run_dir, args.steps_per_epoch)
     for note in report.notes:
         print(f"note: {note}")
     if config.z_regression:

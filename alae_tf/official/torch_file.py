@@ -52,10 +52,11 @@ class Foreign:
 
     name = "?"
 
-    def __init__(self, *args, **kwargs):
-        self.args = args
-        self.kwargs = kwargs
-        self.state = None
+    def __new__(cls, *args, **kwargs):
+        # Pickles make objects with cls(*args) or cls.__new__(cls, *args); both land here.
+        obj = super().__new__(cls)
+        obj.args, obj.kwargs, obj.state = args, kwargs, None
+        return obj
 
     def __setstate__(self, state):
         self.state = state
