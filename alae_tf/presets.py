@@ -58,6 +58,9 @@ class Preset:
             1e-5 and 0 and reads D's column ``latent_dim`` (imported models set these,
             ``alae-import``); this project's presets keep 1e-8, 1e-8 and column 0
             (docs/differences.md).
+        ppl_crop: the part of a generated image PPL compares: "" (the whole image, or the
+            crop ``alae_tf.paper_metrics.FACE_CROPS`` gives the preset's name), "face" or
+            "celeba" (the reference's two crops, metrics/ppl.py).
     """
 
     name: str
@@ -94,6 +97,7 @@ class Preset:
     d_logit_index: int = 0
     encoder_norm_epsilon: float = 1e-8
     encoder_std_epsilon: float = 1e-8
+    ppl_crop: str = ""
 
     @property
     def image_shape(self):

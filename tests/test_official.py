@@ -32,8 +32,8 @@ def _import(capsys, checkpoint, config, run_dir, *extra):
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
-    """{fixture name: (model, preset, outputs.npz)}, imported from the zip files through the
-    command."""
+    """{fixture name: (model, preset, outputs.npz, run directory)}, imported from the zip files
+    through the command."""
     made = {}
     for name in FIXTURES:
         run_dir = tmp_path_factory.mktemp("imported") / name
@@ -42,7 +42,7 @@ def imported(tmp_path_factory):
                                      str(run_dir)])
         assert code == 0
         model, preset, _, _ = load_trained_model(str(run_dir))
-        made[name] = (model, preset, np.load(REFERENCE / name / "outputs.npz"))
+        made[name] = (model, preset, np.load(REFERENCE / name / "outputs.npz"), run_dir)
     return made
 
 
@@ -85,7 +85,7 @@ def _ours(model, ref, use_ema):
 @pytest.mark.parametrize("name", FIXTURES)
 @pytest.mark.parametrize("copy", ["ema", "train"])
 def test_imported_model_computes_what_the_reference_computes(imported, name, copy):
-    model, _, ref = imported[name]
+    model, _, ref, _ = imported[name]
     outputs = _ours(model, ref, use_ema=copy == "ema")
     assert len(outputs) == (8 if copy == "ema" else 9)
     for key, value in outputs.items():
@@ -96,13 +96,29 @@ def test_imported_model_computes_what_the_reference_computes(imported, name, cop
 
 
 def test_imported_preset_carries_the_reference_numerics(imported):
-    model, preset, ref = imported["style128"]
+    model, preset, ref, _ = imported["style128"]
     assert (preset.resolution, preset.channels, preset.latent_dim) == (128, 3, 16)
     assert preset.d_logit_index == 16 and model.mapping_d.logit_index == 16
     assert (preset.encoder_norm_epsilon, preset.encoder_std_epsilon) == (1e-5, 0.0)
+    assert preset.ppl_crop == "face" and preset.dataset == "folder:data/style128"
     np.testing.assert_allclose(model.mapping_f_ema.w_avg.numpy(), ref["dlatent_avg"][0],
                                atol=1e-7)
     assert model.level == model.max_level == 5
+
+
+def test_alae_sample_draws_samples_without_data_and_reconstructs_given_images(imported, capsys,
+                                                                             tmp_path):
+    from alae_tf.training import sample
+
+    run_dir = imported["style32"][3]  # its data source, folder:data/style32, is not here
+    assert sample.main([str(run_dir), "--num", "8", "--out-dir", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "note: no real images to reconstruct" in out and "--dataset folder:PATH" in out
+    assert sorted(os.listdir(tmp_path / "a")) == ["samples.png"]
+    assert sample.main([str(run_dir), "--num", "8", "--dataset", "mnist", "--out-dir",
+                        str(tmp_path / "b"), "--interpolation-steps", "3"]) == 0
+    assert sorted(os.listdir(tmp_path / "b")) == ["interpolations.png", "reconstructions.png",
+                                                  "samples.png"]
 
 
 @pytest.mark.parametrize("name", FIXTURES)

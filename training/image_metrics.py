@@ -6,6 +6,8 @@ The metrics themselves are the library's (``alae_tf.paper_metrics``, ``alae_tf.f
 finds the real images, and prints the results. docs/metrics.md explains every number.
 """
 
+import dataclasses
+
 from alae_tf.cli import UsageError, positive_int
 
 DEFAULT_IMAGES = 50_000
@@ -37,6 +39,9 @@ def add_flags(parser):
                        "from the lpips package, see docs/metrics.md), 'digits' or 'pixels' "
                        "(stand-ins, not comparable with published PPLs) (default: digits for "
                        "MNIST models, else pixels)")
+    group.add_argument("--dataset", default=None,
+                       help="real images for FID: 'folder:PATH', 'tfds:NAME' or 'mnist' "
+                       "(default: the run's data source)")
     group.add_argument("--metrics-batch-size", type=positive_int, default=64,
                        help="images per batch for FID and PPL (default: 64)")
 
@@ -110,14 +115,16 @@ def image_metrics(args, model, preset, classifier):
     scores = {}
     if args.fid:
         extractor = feature_extractor(args, preset, classifier)
+        source = preset if args.dataset is None else dataclasses.replace(preset,
+                                                                          dataset=args.dataset)
         scores.update(paper_metrics.fid_scores(
-            model, preset.pixel_range, real_batches(preset, args.metrics_batch_size, args.seed),
+            model, preset.pixel_range, real_batches(source, args.metrics_batch_size, args.seed),
             extractor, args.fid_images, batch_size=args.metrics_batch_size, seed=args.seed))
     if args.ppl:
         distance, name = path_distance(args, preset, classifier)
         scores.update(paper_metrics.ppl_scores(
             model, preset.pixel_range, distance, name, args.ppl_samples,
-            crop=paper_metrics.FACE_CROPS.get(preset.name),
+            crop=preset.ppl_crop or paper_metrics.FACE_CROPS.get(preset.name),
             batch_size=max(1, args.metrics_batch_size // 2), seed=args.seed))
     return scores
 

@@ -90,6 +90,7 @@ def _write_run(model, preset, run_dir, steps_per_epoch):
 def import_checkpoint(args):
     from alae_tf.official.config import preset_from_config, read_official_config
     from alae_tf.official.torch_file import TorchFileError, read_torch_file
+    from alae_tf.official.weights import checked_models
 
     config = read_official_config(args.config)
     run_dir = args.run_dir or os.path.join("runs", f"official_{config.name}")
@@ -102,10 +103,11 @@ def import_checkpoint(args):
     except TorchFileError as e:
         raise UsageError(f"{args.checkpoint}: {e}") from None
     read_seconds = time.perf_counter() - start
+    checked_models(checkpoint, os.path.basename(args.checkpoint))  # before building anything
 
     import keras
 
-    from alae_tf.official.weights import load_official_weights
+    from alae_tf.official.weights import EMA_NAMES, TRAINED_NAMES, load_official_weights
     from alae_tf.presets import build_model
 
     preset = preset_from_config(config, args.dataset or f"folder:data/{config.name}")
@@ -126,10 +128,12 @@ def import_checkpoint(args):
     if config.z_regression:
         print("note: the config trains E against z (Z_REGRESSION); alae-train's latent loss "
               "compares with w, so fine-tuning uses the paper's loss")
-    ema = ", ".join(f"{k} <- {v}" for k, v in report.sources.items())
+    usual = {**TRAINED_NAMES, **{f"{k}_ema": v for k, v in EMA_NAMES.items()}}
+    copies = ("the trained networks and their EMA (_s) copies" if report.sources == usual else
+              ", ".join(f"{k} from {v}" for k, v in report.sources.items()))
     print(f"imported {report.tensors} tensors ({report.parameters:,} numbers) from "
           f"{args.checkpoint} in {read_seconds:.1f} s: StyleALAE {preset.resolution} px, "
-          f"{preset.channels} channel(s), latent {preset.latent_dim} ({ema})")
+          f"{preset.channels} channel(s), latent {preset.latent_dim}; {copies}")
     print(f"wrote {run_dir}: try alae-sample {run_dir}, or alae-export {run_dir} OUT; the "
           f"reference samples with --truncation-psi {config.truncation_psi:g}")
     return 0

@@ -35,6 +35,10 @@ def build_parser():
                         help="also write direction.png: held-out images moved along "
                         "mean E(SET_B) - mean E(SET_A) in W; a set is 'mnist:DIGIT' (embedded "
                         "training digits of one class) or 'folder:PATH'")
+    parser.add_argument("--dataset", default=None,
+                        help="real images to reconstruct and interpolate: 'mnist', 'folder:PATH' "
+                        "or 'tfds:NAME' (default: the run's data source; without it, e.g. for "
+                        "an imported model, only the samples are drawn)")
     parser.add_argument("--out-dir", default=None,
                         help="where the PNGs go (default: RUN_DIR/samples)")
     add_verbose_flag(parser)
@@ -42,7 +46,7 @@ def build_parser():
 
 
 def sample(args):
-    from alae_tf.runs import held_out_images, load_trained_model
+    from alae_tf.runs import load_trained_model
 
     model, preset, _, epoch = load_trained_model(args.run_dir)
     out_dir = args.out_dir or os.path.join(args.run_dir, "samples")
@@ -54,31 +58,57 @@ def sample(args):
 
     z = tf.random.stateless_normal((args.num, model.latent_dim), seed=(args.seed, 1))
     samples = np.asarray(model.generate(z, truncation_psi=args.truncation_psi))
-    real = np.asarray(model.images_at_level(held_out_images(preset, 32)))
+    grids = {"samples": images.make_grid(samples, ncols=8, pixel_range=preset.pixel_range)}
+    real = _real_images(args, preset)
+    if real is None:
+        _save(grids, out_dir)
+        print(f"(epoch {epoch}; EMA networks; truncation psi {args.truncation_psi})")
+        return 0
+    real = np.asarray(model.images_at_level(real))
     reconstructions = np.asarray(model.reconstruct(real))
     # Interpolate between consecutive pairs of the held-out images: 8 rows.
     pairs = real[:16].reshape(8, 2, *real.shape[1:])
     lines = np.asarray(model.interpolate(pairs[:, 0], pairs[:, 1], args.interpolation_steps))
-
-    grids = {
-        "samples": images.make_grid(samples, ncols=8, pixel_range=preset.pixel_range),
-        "reconstructions": images.make_grid(images.side_by_side(real, reconstructions),
-                                            ncols=8, pixel_range=preset.pixel_range),
-        "interpolations": images.make_grid(lines.reshape(-1, *real.shape[1:]),
-                                           ncols=args.interpolation_steps,
-                                           pixel_range=preset.pixel_range),
-    }
+    grids["reconstructions"] = images.make_grid(images.side_by_side(real, reconstructions),
+                                                ncols=8, pixel_range=preset.pixel_range)
+    grids["interpolations"] = images.make_grid(lines.reshape(-1, *real.shape[1:]),
+                                               ncols=args.interpolation_steps,
+                                               pixel_range=preset.pixel_range)
     if args.mix:
         grids["mixing"] = _mixing_grid(model, real[:6], real[6:12], args.mix_crossover,
                                        preset.pixel_range)
     if args.direction:
         grids["direction"] = _direction_grid(model, preset, real[:8], *args.direction)
+    _save(grids, out_dir)
+    print(f"(epoch {epoch}; EMA networks; truncation psi {args.truncation_psi})")
+    return 0
+
+
+def _real_images(args, preset):
+    """32 held-out real images from --dataset or the run's source; None (with a note) when
+    the run's own source is not on this machine."""
+    import dataclasses
+
+    from alae_tf.errors import DataError, short_reason
+    from alae_tf.runs import held_out_images
+
+    if args.dataset is not None:
+        return held_out_images(dataclasses.replace(preset, dataset=args.dataset), 32)
+    try:
+        return held_out_images(preset, 32)
+    except DataError as e:
+        print(f"note: no real images to reconstruct ({short_reason(e, with_type=False)}); "
+              "give --dataset folder:PATH for reconstructions and interpolations")
+        return None
+
+
+def _save(grids, out_dir):
+    from alae_tf import images
+
     for name, grid in grids.items():
         path = os.path.join(out_dir, f"{name}.png")
         images.save_png(path, grid)
         print(f"wrote {path} ({grid.shape[1]}x{grid.shape[0]})")
-    print(f"(epoch {epoch}; EMA networks; truncation psi {args.truncation_psi})")
-    return 0
 
 
 def _mixing_grid(model, coarse, fine, crossover, pixel_range):

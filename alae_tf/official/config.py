@@ -16,6 +16,7 @@ from alae_tf.errors import UsageError
 # spelling.)
 OFFICIAL_DEFAULTS = {
     "NAME": "",
+    "PPL_CELEBA_ADJUSTMENT": False,
     "MODEL": {
         "LAYER_COUNT": 6, "START_CHANNEL_COUNT": 64, "MAX_CHANNEL_COUNT": 512,
         "LATENT_SPACE_SIZE": 256, "DLATENT_AVG_BETA": 0.995, "TRUNCATIOM_PSI": 0.7,
@@ -60,6 +61,7 @@ class OfficialConfig:
         lod_learning_rates: TRAIN.LEARNING_RATES, per level.
         lod_batch_sizes: TRAIN.LOD_2_BATCH_8GPU, per level (the published runs' 8 GPUs).
         adam_betas: (TRAIN.ADAM_BETA_0, TRAIN.ADAM_BETA_1).
+        ppl_celeba_crop: PPL_CELEBA_ADJUSTMENT, the tighter face crop of the reference's PPL.
     """
 
     name: str
@@ -81,6 +83,7 @@ class OfficialConfig:
     lod_learning_rates: tuple
     lod_batch_sizes: tuple
     adam_betas: tuple
+    ppl_celeba_crop: bool = False
 
     @property
     def resolution(self):
@@ -116,7 +119,8 @@ def _typed(path, section, key, value, kind, positive=True):
     if not ok:
         words = {int: "a positive whole number", float: "a number",
                  bool: "true or false", str: "a string"}[kind]
-        raise UsageError(f"{path}: {section}.{key} must be {words}, got {value!r}")
+        where = f"{section}.{key}" if section else key
+        raise UsageError(f"{path}: {where} must be {words}, got {value!r}")
     return kind(value)
 
 
@@ -176,6 +180,8 @@ def read_official_config(path):
                                  int),
         adam_betas=(t("ADAM_BETA_0", float, positive=False),
                     t("ADAM_BETA_1", float, positive=False)),
+        ppl_celeba_crop=_typed(path, "", "PPL_CELEBA_ADJUSTMENT", cfg["PPL_CELEBA_ADJUSTMENT"],
+                               bool),
     )
     if config.channels not in (1, 3):
         raise UsageError(f"{path}: MODEL.CHANNELS is {config.channels}; images here have 1 or "
@@ -210,4 +216,6 @@ def preset_from_config(config, dataset):
         style_mixing_prob=config.style_mixing_prob, adam_betas=config.adam_betas,
         truncation_cutoff=config.truncation_cutoff, w_avg_decay=config.w_avg_decay,
         d_logit_index=config.latent_dim, encoder_norm_epsilon=1e-5, encoder_std_epsilon=0.0,
+        # The reference's metrics/ppl.py crops every model's images, the CelebA ones tighter.
+        ppl_crop="celeba" if config.ppl_celeba_crop else "face",
     )

@@ -138,6 +138,8 @@ def _check_and_plan(file_label, ref_name, state, planned):
     """The (array, assign) pairs for one network; UsageError naming the first problem."""
     if not isinstance(state, dict):
         raise UsageError(f"{file_label}: models.{ref_name} is not a state dict")
+    if state and all(str(k).startswith("module.") for k in state):  # saved from a DataParallel
+        state = {str(k)[len("module."):]: v for k, v in state.items()}
     expected = {name: (shape, assign) for name, shape, assign in planned}
     for name in state:
         if name not in expected and not _is_buffer(str(name)):
@@ -185,6 +187,20 @@ def _average_w(file_label, models, latent_dim, num_styles):
     return buff[0]
 
 
+def checked_models(checkpoint, file_label):
+    """``checkpoint["models"]``, the networks' state dicts of a podgorskiy/ALAE ``Checkpointer``
+    file.
+
+    Raises:
+        UsageError: the object has no such dict.
+    """
+    models = checkpoint.get("models") if isinstance(checkpoint, dict) else None
+    if not isinstance(models, dict):
+        raise UsageError(f"{file_label}: a PyTorch file, but not an ALAE checkpoint (no "
+                         "'models' entry, as podgorskiy/ALAE's Checkpointer writes)")
+    return models
+
+
 def load_official_weights(model, checkpoint, file_label):
     """Assigns an official checkpoint's networks to ``model`` (a ``StyleALAE`` built from the
     checkpoint's config, ``preset_from_config``).
@@ -205,10 +221,7 @@ def load_official_weights(model, checkpoint, file_label):
         UsageError: the file is not an ALAE checkpoint, or does not match the config; the
             message names the tensor and both shapes.
     """
-    models = checkpoint.get("models") if isinstance(checkpoint, dict) else None
-    if not isinstance(models, dict):
-        raise UsageError(f"{file_label}: a PyTorch file, but not an ALAE checkpoint (no "
-                         "'models' entry, as podgorskiy/ALAE's Checkpointer writes)")
+    models = checked_models(checkpoint, file_label)
     present = {k for k, v in models.items() if v is not None}
     report, plan = ImportReport(), []
     for ours, trained in TRAINED_NAMES.items():
