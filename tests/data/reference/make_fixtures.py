@@ -9,7 +9,7 @@ float32 without torch.
 This script needs torch and is not part of the library or the test suite (torch is never a
 dependency of this project). Run it from a torch venv:
 
-    /work/torchvenv/bin/python tests/data/reference/make_fixtures.py --ref /tmp/alae_ref
+    python tests/data/reference/make_fixtures.py --ref PATH/TO/ALAE   # in a venv with torch
 """
 
 import argparse
