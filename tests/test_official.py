@@ -303,3 +303,14 @@ def test_an_imported_model_fine_tunes_with_alae_train(tmp_path, capsys):
     new = next(v for v in after.encoder.weights if v.path.endswith(kernel)).numpy()
     assert np.all(np.isfinite(new)) and not np.array_equal(old, new)
     shutil.rmtree(run_dir)
+
+
+def test_a_killed_import_leaves_no_run_and_its_leftovers_are_removed(tmp_path):
+    # A kill -9 mid-write leaves only a hidden staging folder (the run directory appears by one
+    # rename); the next import removes the folders of processes that are gone.
+    prefix = str(tmp_path / ".run.importing")
+    dead, alive = f"{prefix}{2**22 + 1}", f"{prefix}{os.getpid()}"  # above Linux's pid_max
+    for path in (dead, alive):
+        os.makedirs(os.path.join(path, "checkpoints"))
+    import_official._remove_dead_imports(prefix)
+    assert not os.path.exists(dead) and os.path.isdir(alive)

@@ -61,30 +61,50 @@ def _check_target(run_dir):
 
 def _write_run(model, preset, run_dir, steps_per_epoch):
     """Writes the run into a temporary sibling directory, then renames it into place: a run
-    directory is complete or absent, even if the process dies."""
+    directory is complete or absent, even if the process dies or the disk fills."""
+    import tensorflow as tf
+
     from alae_tf.errors import write_error_reason
     from alae_tf.runs import RunCheckpoint, RunSettings, record_config
-    from alae_tf.training.train import _save_final_model
 
     parent = os.path.dirname(os.path.abspath(run_dir))
-    staging = os.path.join(parent, f".{os.path.basename(run_dir)}.importing{os.getpid()}")
+    prefix = os.path.join(parent, f".{os.path.basename(run_dir)}.importing")
+    _remove_dead_imports(prefix)
+    staging = f"{prefix}{os.getpid()}"
     try:
         os.makedirs(staging)
         settings = RunSettings(preset, run_dir=staging, precision="float32",
                                steps_per_epoch=steps_per_epoch)
         record_config(settings)
         checkpoint = RunCheckpoint(model, staging, max_to_keep=settings.keep_checkpoints)
-        checkpoint.save(preset.epochs)
-        _save_final_model(model, staging, preset)
+        checkpoint.epoch.assign(preset.epochs)
+        checkpoint.manager.save(checkpoint_number=preset.epochs)
+        model.save(os.path.join(staging, "model.keras"))
         if os.path.isdir(run_dir):
             os.rmdir(run_dir)  # empty (checked): the rename needs it gone
         os.rename(staging, run_dir)
-    except OSError as e:
+    except (OSError, tf.errors.OpError) as e:
         raise UsageError(f"cannot write {run_dir!r} ({write_error_reason(e)}); nothing was "
-                         "left there") from None
+                         "left there: free some space and run alae-import again") from None
     finally:
         with contextlib.suppress(OSError):
             shutil.rmtree(staging)
+
+
+def _remove_dead_imports(prefix):
+    """Removes the staging directories of imports that were killed (their process is gone)."""
+    import glob
+
+    for path in glob.glob(f"{glob.escape(prefix)}*"):
+        pid = path[len(prefix):]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue  # alive, under another user
 
 
 def import_checkpoint(args):
