@@ -326,8 +326,8 @@ class StyleGenerator(_StyleLadder):
 class StyleEncoder(_StyleLadder):
     """E: image -> w as the sum of every ``EncoderBlock``'s instance-statistics styles.
 
-    Block i reads resolution R / 2^i with C_in = min(maxf, startf * 2^i) channels and writes
-    C_out = min(maxf, startf * 2^(i+1)).
+    Block i reads resolution R / 2^i with C_in = min(maxf, startf * 2^i) channels (block 0:
+    startf) and writes C_out = min(maxf, startf * 2^(i+1)).
 
     call(x, lod=None, alpha=1.0): x is [N, 4 * 2^lod, 4 * 2^lod, C]. During a fade-in the new
     block's styles are scaled by ``alpha`` and its output is blended with FromRGB of the
@@ -352,8 +352,10 @@ class StyleEncoder(_StyleLadder):
         super().__init__(resolution, channels, latent_dim, startf, maxf, **kwargs)
         self.norm_epsilon = float(norm_epsilon)
         self.std_epsilon = self.norm_epsilon if std_epsilon is None else float(std_epsilon)
+        # Block 0 reads startf channels even above maxf, as the reference's EncoderDefault.
         self.blocks = [
-            EncoderBlock(self.resolution // 2**i, min(self.maxf, self.startf * 2**i),
+            EncoderBlock(self.resolution // 2**i,
+                         min(self.maxf, self.startf * 2**i) if i else self.startf,
                          min(self.maxf, self.startf * 2 ** (i + 1)), self.channels,
                          self.latent_dim, self.norm_epsilon, self.std_epsilon,
                          name=block_name(self.resolution // 2**i))

@@ -186,7 +186,7 @@ def read_official_config(path):
     if config.channels not in (1, 3):
         raise UsageError(f"{path}: MODEL.CHANNELS is {config.channels}; images here have 1 or "
                          "3 channels")
-    if config.layer_count < 2 or config.layer_count > 10:
+    if not 2 <= config.layer_count <= 10:
         raise UsageError(f"{path}: MODEL.LAYER_COUNT is {config.layer_count}; expected 2 to 10 "
                          "(8 to 2048 px)")
     return config
