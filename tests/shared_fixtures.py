@@ -1,23 +1,31 @@
-"""Session-scoped exports shared by every test file that needs them (made once per run).
+"""Session-scoped runs and exports shared by every test file that needs them (made once per run).
 
 Tests that change what they get copy it first (``shutil.copytree``).
 """
 
+from pathlib import Path
+
 import pytest
 from run_helpers import make_run
-from tfjs_helpers import TINY_128, full_resolution_model
+from tfjs_helpers import full_resolution_model
 
 from alae_tf.export import cli as export_cli
 from alae_tf.export.tfjs import export_tfjs
+from alae_tf.runs import load_trained_model
+from alae_tf.training import import_official
 
+# A 128 px RGB StyleALAE with tiny widths, checkpoint and config written by the authors' code
+# (tests/data/reference/README.md): the smallest size with the fused stride-2 (transposed)
+# convolutions, which the 32 px models lack.
+OFFICIAL_128 = Path(__file__).resolve().parent / "data" / "reference" / "style128"
 # Full-resolution models whose graphs cover every op the exports use: the MLP; the 32 px
-# StyleALAE (nearest-upsampling broadcasts, blur, instance statistics, noise); a 128 px one
-# (the fused stride-2 transposed and strided convolutions used from 128 px up).
+# StyleALAE (nearest-upsampling broadcasts, blur, instance statistics, noise); the imported
+# 128 px one ("style128", made by the ``imported_run`` fixture).
 TFJS_MODELS = {
     "mlp": ("mnist_mlp", {}),
     "style": ("mnist_style_small", {}),
-    "style128": TINY_128,
 }
+TFJS_KEYS = (*TFJS_MODELS, "style128")
 QUANTIZATIONS = ("float16", "uint8")
 
 
@@ -35,13 +43,27 @@ def exports(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory):
-    """{key: (model, preset, TF.js export dir)}; key is a TFJS_MODELS key or "mlp_float16" /
+def imported_run(tmp_path_factory):
+    """The official 128 px RGB checkpoint imported into a run directory as the docs say
+    (``alae-import CHECKPOINT --config CONFIG --run-dir DIR``); its data source,
+    folder:data/style128, is not on this machine."""
+    run_dir = tmp_path_factory.mktemp("imported") / "style128"
+    assert import_official.main([
+        str(OFFICIAL_128 / "model_zip.pth"), "--config", str(OFFICIAL_128 / "config.yaml"),
+        "--run-dir", str(run_dir)]) == 0
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, imported_run):
+    """{key: (model, preset, TF.js export dir)}; key is one of TFJS_KEYS or "mlp_float16" /
     "mlp_uint8"."""
     root = tmp_path_factory.mktemp("tfjs")
+    models = {key: full_resolution_model(preset_name, **overrides)
+              for key, (preset_name, overrides) in TFJS_MODELS.items()}
+    models["style128"] = load_trained_model(str(imported_run))[:2]
     made = {}
-    for key, (preset_name, overrides) in TFJS_MODELS.items():
-        model, preset = full_resolution_model(preset_name, **overrides)
+    for key, (model, preset) in models.items():
         export_tfjs(model, preset, str(root / key))
         made[key] = (model, preset, root / key)
         if key == "mlp":

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 TOLERANCE = 1e-5
 
 
-def _inputs(model, n=3, seed=0):
+def signature_inputs(model, n=3, seed=0):
     rng = np.random.default_rng(seed)
     images = rng.uniform(0, 1, size=(n, *model.image_shape)).astype("float32")
     return {
@@ -47,7 +47,7 @@ def _inputs(model, n=3, seed=0):
     }
 
 
-def _expected(model, preset, inputs):
+def expected_outputs(model, preset, inputs):
     """Keras outputs of the trained (EMA) model for the signatures' inputs."""
     low, high = preset.pixel_range
     styled = isinstance(model, StyleALAE)
@@ -94,6 +94,17 @@ def _call_args(signature, inputs, styled):
     }[base]
 
 
+def signature_calls(model, preset):
+    """(inputs, signatures, calls) for checking a SavedModel of ``model``: every signature with
+    its _uint8 twin, and calls {"SIGNATURE|INPUT": array} to feed them (see check_outputs)."""
+    inputs = signature_inputs(model)
+    signatures = [s + suffix for s in expected_outputs(model, preset, inputs)
+                  for suffix in ("", "_uint8")]
+    styled = isinstance(model, StyleALAE)
+    calls = {f"{s}|{k}": v for s in signatures for k, v in _call_args(s, inputs, styled).items()}
+    return inputs, signatures, calls
+
+
 FRESH_PROCESS = """
 import contextlib, io, json, sys
 import numpy as np
@@ -127,11 +138,11 @@ print(json.dumps({"alae_tf_imported": any(m.startswith("alae_tf") for m in sys.m
 """
 
 
-def _check_outputs(got, model, preset, inputs, signatures):
-    expected = _expected(model, preset, inputs)
+def check_outputs(got, model, preset, inputs, signatures):
+    expected = expected_outputs(model, preset, inputs)
     # The uint8 twins see the 8-bit images: compare them with Keras on those.
     quantised = {**inputs, "images": inputs["images_uint8"].astype("float32") / 255.0}
-    expected_uint8 = _expected(model, preset, quantised)
+    expected_uint8 = expected_outputs(model, preset, quantised)
     for signature in signatures:
         uint8 = signature.endswith("_uint8")
         want_all = (expected_uint8 if uint8 else expected)[signature.removesuffix("_uint8")]
@@ -158,11 +169,7 @@ def test_signatures_in_a_fresh_process_match_keras(exports, tmp_path):
     for family in ("mlp", "style"):
         run_dir, base = exports[family]
         model, preset, _, _ = load_trained_model(str(run_dir))
-        inputs = _inputs(model)
-        signatures = [s + suffix for s in _expected(model, preset, inputs)
-                      for suffix in ("", "_uint8")]
-        calls = {f"{s}|{k}": v for s in signatures
-                 for k, v in _call_args(s, inputs, family == "style").items()}
+        inputs, signatures, calls = signature_calls(model, preset)
         np.savez(tmp_path / f"{family}_calls.npz", **calls)
         argv += [str(base / "1"), str(tmp_path / f"{family}_calls.npz"),
                  str(tmp_path / f"{family}_out.npz")]
@@ -178,8 +185,8 @@ def test_signatures_in_a_fresh_process_match_keras(exports, tmp_path):
         export_dir = str(exports[family][1] / "1")
         assert set(signatures) | {"serving_default", "metadata"} <= set(
             report["signatures"][export_dir])
-        _check_outputs(np.load(tmp_path / f"{family}_out.npz"), model, preset, inputs,
-                       signatures)
+        check_outputs(np.load(tmp_path / f"{family}_out.npz"), model, preset, inputs,
+                      signatures)
 
     shown = report["saved_model_cli"]
     for name in ("serving_default", "reconstruct", "reconstruct_uint8", "encode", "encode_uint8",

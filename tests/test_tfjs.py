@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shared_fixtures import TFJS_MODELS
+from shared_fixtures import TFJS_KEYS
 from tfjs_helpers import WEB_DEMO, graph_inputs, reference_outputs, run_in_node
 
 from alae_tf.data import load_embedded_mnist
@@ -28,7 +28,7 @@ def _manifest(export_dir):
     return json.loads((Path(export_dir) / "manifest.json").read_text())
 
 
-@pytest.mark.parametrize("key", ["mlp", "style", "style128", "mlp_float16", "mlp_uint8"])
+@pytest.mark.parametrize("key", [*TFJS_KEYS, "mlp_float16", "mlp_uint8"])
 def test_tfjs_graphs_in_node_match_keras(exported, key, tmp_path):
     model, preset, export_dir = exported[key]
     manifest = _manifest(export_dir)
@@ -52,7 +52,7 @@ def test_tfjs_graphs_in_node_match_keras(exported, key, tmp_path):
 
 def test_exported_graphs_have_no_tensor_bias_fusions(exported):
     """WASM's fused kernels take rank-1 biases only; the export splits the others."""
-    for key in TFJS_MODELS:
+    for key in TFJS_KEYS:
         for graph in GRAPHS:
             spec = json.loads((exported[key][2] / graph / "model.json").read_text())
             weights = {w["name"] for g in spec["weightsManifest"] for w in g["weights"]}

@@ -1,7 +1,8 @@
 """The web demo: alae-demo serves only the demo's files on 127.0.0.1; the page, in headless
 Chromium on the WebGL (SwiftShader), WASM and CPU backends, loads without console errors,
-reconstructs what is drawn and dropped exactly as TF.js in Node does, refuses a broken file
-with a message and changes nothing, and its sliders change the pictures.
+reconstructs what is drawn and dropped exactly as TF.js in Node does, crops a wide photo
+dropped on a colour model to its centre square (and says so), refuses a broken file with a
+message and changes nothing, and its sliders change the pictures.
 
 The serving tests run the server in a thread of this process; one real alae-demo process
 serves the browser tests. One Chromium visits every (model, backend) page.
@@ -36,9 +37,13 @@ BACKENDS = ("webgl", "wasm", "cpu")
 MODELS = ("mnist_mlp", "mnist_style_small", "tiny128")
 # Browser reconstructions against Node's CPU backend (measured: up to 2e-5 on WASM).
 TOLERANCE = 1e-4
-# The untrained 128 px StyleALAE: 12 instance-normalised layers amplify the backends' different
+# The imported 128 px StyleALAE: 12 instance-normalised layers amplify the backends' different
 # summation orders (measured below; WASM's XNNPACK differs most).
 DEEP_TOLERANCE = 1e-3
+# A wide photo is 240 x 120; its centre square as the browser and as PIL scale it (measured
+# below: smooth content, so only the two resamplings and 8-bit canvases differ).
+PHOTO_SIZE = (240, 120)
+CROP_TOLERANCE = 0.02
 
 
 @contextlib.contextmanager
@@ -151,11 +156,22 @@ def _digit_png(path):
     return digits[7].astype("float32") / 255.0
 
 
+def _photo_png(path):
+    """A smooth landscape RGB picture (PHOTO_SIZE) as a PNG file: red grows to the right,
+    green downwards, a blue disc in the middle."""
+    width, height = PHOTO_SIZE
+    y, x = np.mgrid[0:height, 0:width]
+    disc = np.exp(-((x - width / 2) ** 2 + (y - height / 2) ** 2) / (2 * (height / 4) ** 2))
+    picture = np.stack([x / (width - 1), y / (height - 1), disc], axis=-1)
+    Image.fromarray((255 * picture).round().astype(np.uint8)).save(path)
+
+
 @pytest.fixture(scope="module")
 def demo_process(exported, tmp_path_factory):
     """A real ``alae-demo --models DIR`` process: (the line it printed, its URL, {model: export
-    folder}). DIR holds "tiny128", the session's 128 px RGB StyleALAE export (its fused stride-2
-    convolutions then run on every backend too), beside the shipped models."""
+    folder}). DIR holds "tiny128", the TF.js export of the official 128 px RGB StyleALAE
+    imported by alae-import (its fused stride-2 convolutions then run on every backend too),
+    beside the shipped models."""
     served = tmp_path_factory.mktemp("served")
     (served / "tiny128").symlink_to(exported["style128"][2], target_is_directory=True)
     process = subprocess.Popen(
@@ -188,16 +204,18 @@ def test_alae_demo_process_prints_its_url_and_serves(demo_process):
 def browser_runs(demo_process):
     """({(model, backend): what the page showed}, the dropped digit's 28 px original): every
     model on every backend from one run of browser_check.mjs (one Chromium); the MNIST models
-    also get a real digit dropped on them."""
+    also get a real digit dropped on them, the colour model a wide photo (OUTPUT/photo.png)."""
     chromium = _chromium()
     _, url, _ = demo_process
     shutil.rmtree(OUTPUT, ignore_errors=True)
     OUTPUT.mkdir(parents=True)
     original = _digit_png(OUTPUT / "digit.png")
+    _photo_png(OUTPUT / "photo.png")
     result = subprocess.run(
         [node(), str(WEB_DEMO / "tests" / "browser_check.mjs"), "--url", url, "--out",
          str(OUTPUT), "--model", ",".join(MODELS), "--chromium", chromium, "--backends",
-         ",".join(BACKENDS), "--png", str(OUTPUT / "digit.png")],
+         ",".join(BACKENDS), "--png", str(OUTPUT / "digit.png"), "--photo",
+         str(OUTPUT / "photo.png")],
         capture_output=True, text=True, timeout=900, cwd=WEB_DEMO)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((OUTPUT / "results.json").read_text())
@@ -229,12 +247,12 @@ def test_page_loads_on_every_backend_without_errors(browser_results):
 
 
 @pytest.mark.slow
-def test_drawn_and_dropped_digits_reconstruct_as_in_node(browser_results, tmp_path):
+def test_drawn_and_dropped_pictures_reconstruct_as_in_node(browser_results, tmp_path):
     model, runs, original, _, export_dir = browser_results
     manifest = json.loads((export_dir / "manifest.json").read_text())
     side, channels = manifest["resolution"], manifest["channels"]
     noise, pad = manifest["noise"]["size"], (side - 28) // 2
-    states = ("drawn",) if original is None else ("drawn", "dropped")
+    states = ("drawn", "photo") if original is None else ("drawn", "dropped")
     images, pictures, rows = [], [], []
     for backend, run in runs.items():
         assert run["drawn"]["reconstructions_while_drawing"] >= 1  # live while drawing
@@ -268,6 +286,34 @@ def test_drawn_and_dropped_digits_reconstruct_as_in_node(browser_results, tmp_pa
 
 
 @pytest.mark.slow
+def test_a_wide_photo_is_cropped_to_the_centre_square_on_a_colour_model(browser_results):
+    """On the RGB model the photo's centre square, scaled to the model's side, is what E sees,
+    and a note under the drawing says so; a digit model letterboxes instead, without a note."""
+    model, runs, original, out, export_dir = browser_results
+    side = json.loads((export_dir / "manifest.json").read_text())["resolution"]
+    if original is not None:  # a digit model: the digit is square, nothing is cropped
+        for backend, run in runs.items():
+            assert "photo" not in run and run["dropped"]["note"] is None, backend
+        return
+    width, height = PHOTO_SIZE
+    with Image.open(out / "photo.png") as photo:
+        square = photo.crop(((width - height) // 2, 0, (width + height) // 2, height))
+        want = np.asarray(square.resize((side, side), Image.BILINEAR), np.float32) / 255
+    errors = {}
+    for backend, run in runs.items():
+        dropped = run["photo"]
+        assert dropped["input_shape"] == [1, side, side, 3], backend
+        assert dropped["note"] == (
+            f'"photo.png" ({width} x {height}) was cropped to its centre square, {height} x '
+            f"{height}, for the model's square {side} x {side} input."), backend
+        assert dropped["message"] is None, backend
+        got = np.asarray(dropped["input"], np.float32).reshape(side, side, 3)
+        errors[backend] = float(np.abs(got - want).max())
+    print(f"{model}: max |browser input - PIL centre crop| {errors}")
+    assert max(errors.values()) <= CROP_TOLERANCE, errors
+
+
+@pytest.mark.slow
 def test_broken_image_file_shows_a_message_and_changes_nothing(browser_results):
     _, runs, _, _, _ = browser_results
     for backend, run in runs.items():
@@ -293,8 +339,7 @@ def test_screenshots_of_each_state(browser_results):
     for backend, run in runs.items():
         names = {Path(p).name for p in run["screenshots"]}
         states = ["loaded", "drawn", "bad_file", "t_1", "psi_0"]
-        if original is not None:
-            states.append("dropped")
+        states.append("dropped" if original is not None else "photo")
         if run["mixing_visible"]:
             states += ["crossover_max", "crossover_mid"]
         for state in states:

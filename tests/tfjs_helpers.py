@@ -13,9 +13,6 @@ import tensorflow as tf
 from alae_tf.export.tfjs import BrowserSignatures
 from alae_tf.presets import build_model, get_preset
 
-# A 128 px StyleALAE narrow enough to export in seconds: from 128 px up the generator and
-# encoder use the fused stride-2 (transposed) convolutions, which the 32 px demo models lack.
-TINY_128 = ("celeba128", {"startf": 4, "maxf": 8, "latent_dim": 16, "mapping_layers": 2})
 WEB_DEMO = Path(__file__).resolve().parent.parent / "web_demo"
 RUN_EXPORT = WEB_DEMO / "tools" / "run_export.mjs"
 

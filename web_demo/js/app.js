@@ -51,6 +51,12 @@ function clearMessage() {
   $('message').hidden = true;
 }
 
+/** The line under the drawing about how a dropped picture was framed; null hides it. */
+function showPhotoNote(text) {
+  $('photo-note').textContent = text || '';
+  $('photo-note').hidden = !text;
+}
+
 function setStatus(text) {
   $('status').textContent = text;
 }
@@ -137,8 +143,15 @@ async function loadFile(file) {
     return;
   }
   clearMessage();
-  drawPicture($('draw'), bitmap,
-              {grayscale: state.model.channels === 1, mnist: state.model.dataset === 'mnist'});
+  const {channels, dataset, resolution} = state.model;
+  // A colour model gets the centre square, as its training pictures were framed; a digit
+  // model gets the whole picture on black, the background of its digits.
+  const side = drawPicture($('draw'), bitmap,
+                           {grayscale: channels === 1, mnist: dataset === 'mnist',
+                            crop: channels === 3});
+  showPhotoNote(side && `"${file.name}" (${bitmap.width} x ${bitmap.height}) was cropped to ` +
+                `its centre square, ${side} x ${side}, for the model's square ${resolution} x ` +
+                `${resolution} input.`);
   bitmap.close();
   await reconstruct();
 }
@@ -240,6 +253,7 @@ function wireDrawing() {
   $('clear').addEventListener('click', () => {
     clearCanvas(draw);
     clearMessage();
+    showPhotoNote(null);
     scheduleReconstruct();
   });
 }

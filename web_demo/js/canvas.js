@@ -1,6 +1,6 @@
 // The page's canvas computations: strokes, a digit framed as MNIST was, a picture file fitted
-// into the drawing, the drawing as the model's input, images drawn into a canvas. They take
-// what they work on as arguments and keep no state; js/app.js wires them to the page.
+// or cropped into the drawing, the drawing as the model's input, images drawn into a canvas.
+// They take what they work on as arguments and keep no state; js/app.js wires them to the page.
 import {MNIST_SIDE} from './alae_model.js';
 
 /** Paints ``canvas`` black (the digits' background). */
@@ -61,20 +61,30 @@ export function mnistFramed(source) {
 }
 
 /**
- * Draws a decoded picture file into ``canvas``, scaled to fit and centred on black. For an
- * MNIST model (``mnist``) a dark digit on light paper becomes MNIST's light digit on black.
+ * Draws a decoded picture file into ``canvas``. With ``crop`` its centre square fills the
+ * canvas (the framing of the training images: alae_tf/data centre-crops every picture);
+ * otherwise the whole picture is scaled to fit and centred on black. For an MNIST model
+ * (``mnist``) a dark digit on light paper becomes MNIST's light digit on black. Returns the
+ * side of the centre square when a non-square picture was cropped, else null.
  */
-export function drawPicture(canvas, bitmap, {grayscale, mnist}) {
+export function drawPicture(canvas, bitmap, {grayscale, mnist, crop}) {
   const size = canvas.width;
-  const scale = Math.min(size / bitmap.width, size / bitmap.height);
-  const w = bitmap.width * scale;
-  const h = bitmap.height * scale;
+  const side = Math.min(bitmap.width, bitmap.height);
   clearCanvas(canvas);
   const ctx = canvas.getContext('2d');
   ctx.filter = grayscale ? 'grayscale(1)' : 'none';
-  ctx.drawImage(bitmap, (size - w) / 2, (size - h) / 2, w, h);
+  if (crop) {
+    ctx.drawImage(bitmap, (bitmap.width - side) / 2, (bitmap.height - side) / 2, side, side,
+                  0, 0, size, size);
+  } else {
+    const scale = Math.min(size / bitmap.width, size / bitmap.height);
+    const w = bitmap.width * scale;
+    const h = bitmap.height * scale;
+    ctx.drawImage(bitmap, (size - w) / 2, (size - h) / 2, w, h);
+  }
   ctx.filter = 'none';
-  if (!mnist) return;
+  const cropped = crop && bitmap.width !== bitmap.height ? side : null;
+  if (!mnist) return cropped;
   const image = ctx.getImageData(0, 0, size, size);
   let mean = 0;
   for (let i = 0; i < image.data.length; i += 4) mean += image.data[i];
@@ -84,6 +94,7 @@ export function drawPicture(canvas, bitmap, {grayscale, mnist}) {
     }
     ctx.putImageData(image, 0, 0);
   }
+  return cropped;
 }
 
 /** The square ``canvas`` as ``model``'s input (an AlaeModel), [1, R, R, C] in [0, 1]. */

@@ -4,11 +4,12 @@
 // live in tests/test_web_demo.py, which also runs the same inputs through Node TF.js.
 //
 //   node tests/browser_check.mjs --url http://127.0.0.1:PORT/ --out DIR --model NAME[,NAME...]
-//        [--backends webgl,wasm,cpu] [--png FILE] [--bench N]
+//        [--backends webgl,wasm,cpu] [--png FILE] [--photo FILE] [--bench N]
 //
 // One Chromium runs every (model, backend) case in a page of its own: the models side by side,
-// each model's backends one after another. --png is a digit dropped on the MNIST models. The
-// page publishes its state as window.alaeDemo when opened with ?test=1.
+// each model's backends one after another. --png is a digit dropped on the MNIST models,
+// --photo a picture dropped on the colour (3-channel) models. The page publishes its state as
+// window.alaeDemo when opened with ?test=1.
 import fs from 'node:fs';
 import path from 'node:path';
 import {chromium} from 'playwright-core';
@@ -26,6 +27,7 @@ const out = option('--out');
 const models = option('--model', 'mnist_mlp').split(',');
 const backends = option('--backends', 'webgl,wasm,cpu').split(',');
 const png = option('--png');
+const photo = option('--photo');
 const bench = Number(option('--bench', '0'));
 const executablePath = option('--chromium', process.env.CHROMIUM || '/usr/bin/chromium');
 if (!url || !out) {
@@ -53,14 +55,21 @@ function meanAbsDiff(a, b) {
   return sum / a.length;
 }
 
-/** The last reconstruction's input and output, their count and the message on show. */
+/**
+ * The last reconstruction's input (and its shape) and output, their count, and the message
+ * and the photo note on show.
+ */
 async function snapshot(page) {
   return page.evaluate(() => {
     const d = window.alaeDemo;
-    const box = document.getElementById('message');
+    const shown = (id) => {
+      const el = document.getElementById(id);
+      return el.hidden ? null : el.textContent;
+    };
     return {input: d.input && Array.from(d.input.dataSync()),
+            input_shape: d.input && d.input.shape,
             reconstruction: d.reconstruction && Array.from(d.reconstruction.dataSync()),
-            count: d.counts.reconstruct, message: box.hidden ? null : box.textContent};
+            count: d.counts.reconstruct, message: shown('message'), note: shown('photo-note')};
   });
 }
 
@@ -118,19 +127,23 @@ async function drawSeven(page, result) {
   result.drawn.reconstructions_while_drawing = result.drawn.count - before.count;
 }
 
-/** Drops ``png`` on the canvas (a real drop event carrying a File). */
-async function dropPng(page, result) {
-  const bytes = fs.readFileSync(png).toString('base64');
-  const transfer = await page.evaluateHandle((b64) => {
+/**
+ * Drops the PNG ``file`` on the canvas (a real drop event carrying a File) and returns the
+ * snapshot after its reconstruction.
+ */
+async function dropPng(page, file) {
+  const before = (await snapshot(page)).count;
+  const bytes = fs.readFileSync(file).toString('base64');
+  const transfer = await page.evaluateHandle(([b64, name]) => {
     const raw = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const dt = new DataTransfer();
-    dt.items.add(new File([raw], 'digit.png', {type: 'image/png'}));
+    dt.items.add(new File([raw], name, {type: 'image/png'}));
     return dt;
-  }, bytes);
+  }, [bytes, path.basename(file)]);
   await page.dispatchEvent('#draw', 'drop', {dataTransfer: transfer});
-  await page.waitForFunction((n) => window.alaeDemo.counts.reconstruct > n, result.drawn.count);
+  await page.waitForFunction((n) => window.alaeDemo.counts.reconstruct > n, before);
   await settle(page);
-  result.dropped = await snapshot(page);
+  return snapshot(page);
 }
 
 /** A text file named .png, through the file chooser: a message, nothing else changes. */
@@ -182,7 +195,7 @@ async function openPage(page, model, backend) {
     return {ready: d.ready, error: d.error, active_backend: d.backend, renderer: d.renderer,
             status: document.getElementById('status').textContent,
             timing: document.getElementById('timing').textContent,
-            dataset: d.model && d.model.dataset,
+            dataset: d.model && d.model.dataset, channels: d.model && d.model.channels,
             fixed_noise: d.noise && Array.from(d.noise.dataSync()),
             mixing_visible: !document.getElementById('mixing-panel').hidden};
   });
@@ -212,8 +225,12 @@ async function checkBackend(browser, model, backend) {
     await drawSeven(page, result);
     await shot('drawn');
     if (png && result.dataset === 'mnist') {
-      await dropPng(page, result);
+      result.dropped = await dropPng(page, png);
       await shot('dropped');
+    }
+    if (photo && result.channels === 3) {
+      result.photo = await dropPng(page, photo);
+      await shot('photo');
     }
     await chooseBadFile(page, result);
     await shot('bad_file');
