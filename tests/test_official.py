@@ -261,6 +261,8 @@ def test_files_that_are_not_alae_checkpoints_are_refused(tmp_path, capsys):
 @pytest.mark.parametrize("text, words", [
     ("MODEL:\n  GENERATOR: GeneratorFC\n", "MODEL.GENERATOR is 'GeneratorFC'"),
     ("MODEL:\n  ENCODER: EncoderWithFC\n", "MODEL.ENCODER is 'EncoderWithFC'"),
+    ("MODEL:\n  MAPPING_TO_LATENT: MappingToLatentNoStyle\n",
+     "MODEL.MAPPING_TO_LATENT is 'MappingToLatentNoStyle'"),
     ("MODEL:\n  LAYER_COUNT: four\n", "MODEL.LAYER_COUNT must be a positive whole number"),
     ("MODEL: [1, 2\n", "not valid YAML"),
     ("- just\n- a list\n", "must be a mapping"),

@@ -23,6 +23,9 @@ OFFICIAL_DEFAULTS = {
         "TRUNCATIOM_CUTOFF": 8, "STYLE_MIXING_PROB": 0.9, "MAPPING_LAYERS": 5, "CHANNELS": 3,
         "GENERATOR": "GeneratorDefault", "ENCODER": "EncoderDefault", "MAPPING_D": "MappingD",
         "MAPPING_F": "MappingF", "Z_REGRESSION": False,
+        # The names of D and F before the reference's rename of December 2020 (commit
+        # d43e061): configs of that time use these keys, for the same networks.
+        "MAPPING_TO_LATENT": "MappingToLatent", "MAPPING_FROM_LATENT": "MappingFromLatent",
     },
     "TRAIN": {
         "EPOCHS_PER_LOD": 15, "BASE_LEARNING_RATE": 0.0015, "ADAM_BETA_0": 0.0,
@@ -34,7 +37,9 @@ OFFICIAL_DEFAULTS = {
 # The network variants this project implements; the reference registers others (ablations,
 # the MNIST fully connected networks of configs/mnist_fc.yaml) that it does not.
 SUPPORTED_VARIANTS = {"GENERATOR": "GeneratorDefault", "ENCODER": "EncoderDefault",
-                      "MAPPING_D": "MappingD", "MAPPING_F": "MappingF"}
+                      "MAPPING_D": "MappingD", "MAPPING_F": "MappingF",
+                      "MAPPING_TO_LATENT": "MappingToLatent",
+                      "MAPPING_FROM_LATENT": "MappingFromLatent"}
 
 
 @dataclasses.dataclass(frozen=True)
