@@ -11,6 +11,8 @@ Images enter every extractor as float ``[N, H, W, C]`` in [0, 1] (C = 1 or 3); e
 maps them to what its network expects.
 """
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 
@@ -82,10 +84,14 @@ def frechet_distance(mean1, cov1, mean2, cov2, eps=1e-6):
     mean2 = np.atleast_1d(mean2).astype(np.float64)
     cov1, cov2 = np.atleast_2d(cov1).astype(np.float64), np.atleast_2d(cov2).astype(np.float64)
     diff = mean1 - mean2
-    root = scipy.linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(root).all():
-        offset = np.eye(len(cov1)) * eps
-        root = scipy.linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
+    # A singular product is expected with fewer images than features; what it does to the
+    # root is checked below, so scipy's warning about it would only be noise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        root = scipy.linalg.sqrtm(cov1 @ cov2)
+        if not np.isfinite(root).all():
+            offset = np.eye(len(cov1)) * eps
+            root = scipy.linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
     if np.iscomplexobj(root):
         if not np.allclose(np.diagonal(root).imag, 0, atol=1e-3):
             raise ValueError(f"the covariances' square root has an imaginary component of "

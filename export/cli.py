@@ -30,7 +30,8 @@ def build_parser():
                         help="export format (default: saved_model)")
     parser.add_argument("--quantize", choices=("float16", "uint8"), default=None,
                         help="tfjs only: store weights as float16 (half the size) or uint8 "
-                        "(a quarter; pixel error up to about 0.07 on mnist_mlp); default float32")
+                        "(a quarter; pixel error up to about 0.1 on the shipped mnist_mlp); "
+                        "default float32")
     parser.add_argument("--name", default=None,
                         help="model name, the folder under OUT and the NAME of TF Serving's "
                         "/v1/models/NAME (default: the run's preset)")

@@ -96,16 +96,16 @@ def path_distance(args, preset, classifier):
 
 
 def real_batches(preset, batch_size, seed):
-    """The training split in the model's pixel range, each image once, in a seeded order (a
-    count below the split's size then samples every class: the embedded MNIST split is
-    ordered by class)."""
+    """(batches, count): the training split in the model's pixel range, each image once, in a
+    seeded order (a count below the split's size then samples every class: the embedded MNIST
+    split is ordered by class), and the split's size."""
     from alae_tf.data import make_dataset
 
-    dataset, _ = make_dataset(
+    dataset, count = make_dataset(
         preset.dataset, resolution=preset.resolution, channels=preset.channels,
         batch_size=batch_size, pixel_range=preset.pixel_range, shuffle=True, seed=seed,
         repeat=False, drop_remainder=False, max_image_pixels=preset.max_image_pixels)
-    return (batch.numpy() for batch in dataset)
+    return (batch.numpy() for batch in dataset), count
 
 
 def image_metrics(args, model, preset, classifier):
@@ -117,9 +117,10 @@ def image_metrics(args, model, preset, classifier):
         extractor = feature_extractor(args, preset, classifier)
         source = preset if args.dataset is None else dataclasses.replace(preset,
                                                                           dataset=args.dataset)
+        batches, count = real_batches(source, args.metrics_batch_size, args.seed)
         scores.update(paper_metrics.fid_scores(
-            model, preset.pixel_range, real_batches(source, args.metrics_batch_size, args.seed),
-            extractor, args.fid_images, batch_size=args.metrics_batch_size, seed=args.seed))
+            model, preset.pixel_range, batches, extractor, min(args.fid_images, count),
+            batch_size=args.metrics_batch_size, seed=args.seed))
     if args.ppl:
         distance, name = path_distance(args, preset, classifier)
         scores.update(paper_metrics.ppl_scores(
