@@ -169,6 +169,36 @@ def render_ablation(data, path):
     return [caption(data, path, what), "", *table(header, rows)]
 
 
+def render_official_models(data, path):
+    def megabytes(count):
+        return f"{number(count / 1e6)} MB"
+
+    def browser(bench):
+        if bench is None:
+            return "-"
+        return " / ".join(number(bench[b]["chain"]["median_ms"]) if "chain" in bench[b]
+                          else "failed" for b in ("webgl", "wasm", "cpu"))
+
+    rows = []
+    for r in data["models"]:
+        imported, ms = r["import"], r["cpu_ms"]
+        rows.append([f"`{r['config']}`", r["resolution"], megabytes(r["checkpoint_bytes"]),
+                     f"{number(imported['seconds'])} s ({gigabytes(imported['peak_rss_mb'])})",
+                     megabytes(r["saved_model_bytes"]),
+                     " / ".join(megabytes(r["tfjs_bytes"][k])
+                                for k in ("float32", "float16", "uint8")),
+                     " / ".join(number(ms[k]) for k in ("encode", "decode", "reconstruct")),
+                     browser(r["browser"])])
+    what = (f"Batch 1, float32 arithmetic, untrained weights of the official shapes; CPU: medians "
+            f"of {data['calls']} calls in TensorFlow; browser: headless Chromium, medians of "
+            f"{data['browser_runs']} page reconstruct calls (encoder then generator, float32 "
+            "TF.js) after 3 warm-ups.")
+    header = ["official config", "px", "checkpoint", "alae-import (peak RSS)", "SavedModel",
+              "TF.js download float32 / float16 / uint8", "CPU ms encode / decode / reconstruct",
+              "browser reconstruct ms WebGL / WASM / CPU"]
+    return [caption(data, path, what), "", *table(header, rows)]
+
+
 # The renderer of docs/data/NAME.json is the one whose key NAME starts with.
 RENDERERS = {
     "suite": render_suite,
@@ -176,6 +206,7 @@ RENDERERS = {
     "serving_latency": render_serving_latency,
     "tfjs_latency": render_tfjs_latency,
     "ablation": render_ablation,
+    "official_models": render_official_models,
 }
 
 
