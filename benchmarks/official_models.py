@@ -34,6 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from suite import median_ms
+from tfjs_latency import start_demo
+
 ROOT = Path(__file__).resolve().parent.parent
 WEB_DEMO = ROOT / "web_demo"
 BIN = Path(sys.executable).parent
@@ -73,7 +76,6 @@ def folder_bytes(path):
 def cpu_latency(run_dir, calls):
     """One-image encode / decode / reconstruct ms of the run's EMA networks (worker process)."""
     import resource
-    import statistics
 
     import tensorflow as tf
 
@@ -82,36 +84,19 @@ def cpu_latency(run_dir, calls):
     model, preset, _, _ = load_trained_model(run_dir)
     model.set_level(model.max_level)
 
-    def median_ms(function):
-        function()  # trace
-        function()
-        times = []
-        for _ in range(calls):
-            start = time.perf_counter()
-            function()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times) * 1e3
-
     encode = tf.function(lambda x: model.encode(x))
     decode = tf.function(lambda w: model.decode(w))
     reconstruct = tf.function(lambda x: model.reconstruct(x))
     images = tf.random.stateless_uniform((1, *preset.image_shape), (0, 0), *preset.pixel_range)
     codes = model.encode(images)
     result = {
-        "encode": median_ms(lambda: encode(images).numpy()),
-        "decode": median_ms(lambda: decode(codes).numpy()),
-        "reconstruct": median_ms(lambda: reconstruct(images).numpy()),
+        "encode": median_ms(lambda: encode(images).numpy(), calls),
+        "decode": median_ms(lambda: decode(codes).numpy(), calls),
+        "reconstruct": median_ms(lambda: reconstruct(images).numpy(), calls),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "tensorflow": tf.__version__,
     }
     print("RESULT " + json.dumps(result))
-
-
-def start_demo(models_dir):
-    process = subprocess.Popen([str(BIN / "alae-demo"), "--port", "0", "--quiet", "--models",
-                                str(models_dir)], stdout=subprocess.PIPE, text=True, env=ENV)
-    url = re.search(r"(http://127\.0\.0\.1:\d+/)", process.stdout.readline()).group(1)
-    return process, url
 
 
 def browser_latency(models_dir, name, runs, out, timeout):

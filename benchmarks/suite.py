@@ -39,7 +39,7 @@ MEASURED_TRAINING_LIMIT = 20e9  # FLOPs per image above which training is estima
 LARGE_BATCH = 64
 
 
-def _median_ms(function, calls):
+def median_ms(function, calls):
     function()  # trace
     function()
     times = []
@@ -95,9 +95,9 @@ def _worker(name, scratch):
         codes = model.encode(images)
         calls = 10 if side <= 128 else 3
         result["latency_ms"][str(batch)] = {
-            "encode": _median_ms(lambda images=images: encode(images).numpy(), calls),
-            "decode": _median_ms(lambda codes=codes: decode(codes).numpy(), calls),
-            "reconstruct": _median_ms(lambda images=images: reconstruct(images).numpy(), calls),
+            "encode": median_ms(lambda images=images: encode(images).numpy(), calls),
+            "decode": median_ms(lambda codes=codes: decode(codes).numpy(), calls),
+            "reconstruct": median_ms(lambda images=images: reconstruct(images).numpy(), calls),
         }
 
     # The input pipeline alone.

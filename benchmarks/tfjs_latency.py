@@ -27,10 +27,13 @@ BACKENDS = ("webgl", "wasm", "cpu")
 DEMO_GRAPHS = ("encoder", "generator", "mapping")
 
 
-def start_demo():
+def start_demo(models_dir=None):
+    """(process, URL) of an alae-demo on a free port, serving ``models_dir`` (default: the
+    shipped models)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    models = [] if models_dir is None else ["--models", str(models_dir)]
     process = subprocess.Popen([str(Path(sys.executable).parent / "alae-demo"), "--port", "0",
-                                "--quiet"], stdout=subprocess.PIPE, text=True, env=env)
+                                "--quiet", *models], stdout=subprocess.PIPE, text=True, env=env)
     url = re.search(r"(http://127\.0\.0\.1:\d+/)", process.stdout.readline()).group(1)
     return process, url
 

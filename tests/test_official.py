@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch_writer
 
-from alae_tf.official.torch_file import LEGACY_MAGIC, Foreign, TorchFileError, read_torch_file
+from alae_tf.official.torch_file import Foreign, TorchFileError, read_torch_file
 from alae_tf.runs import load_trained_model
 from alae_tf.training import import_official
 
@@ -177,11 +177,7 @@ class _Payload:
 def test_reader_never_runs_code_from_the_file(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
-    with open(path, "wb") as f:
-        for header in (LEGACY_MAGIC, 1001, {"little_endian": True}):
-            pickle.dump(header, f, protocol=2)
-        pickle.dump({"models": {"x": _Payload(marker)}}, f, protocol=2)
-        pickle.dump([], f, protocol=2)
+    torch_writer.save({"models": {"x": _Payload(marker)}}, path, legacy=True)
     got = read_torch_file(path)
     assert not marker.exists()
     payload = got["models"]["x"]

@@ -2,10 +2,10 @@
 
 Every ``alae-train``, ``alae-eval``, ``alae-sample``, ``alae-export``, ``alae-serve`` and
 ``alae-import`` line of the README's bash blocks is parsed by its tool's flag parser; the ones
-this machine can run are run in-process, in README order, in a temporary directory, with tiny settings appended
-(argparse keeps the last value of a flag), and must leave the files they promise. The Python
-example runs against the model the README's train command wrote, and every ``docs/`` link
-of the README must resolve.
+this machine can run are run in-process, in README order, in a temporary directory, with tiny
+settings appended (argparse keeps the last value of a flag), and must leave the files they
+promise. The Python example runs against the model the README's train command wrote, and
+every ``docs/`` link of the README must resolve.
 """
 
 import json

@@ -16,6 +16,7 @@ import time
 from alae_tf.cli import (
     ArgumentParser,
     UsageError,
+    add_verbose_flag,
     early_flags,
     positive_float,
     positive_int,
@@ -48,8 +49,7 @@ def build_parser():
     parser.add_argument("--steps-per-epoch", type=positive_int, default=None,
                         help="training steps per epoch of a fine-tuning run (default: one pass "
                         "over the data)")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's C++ log lines")
+    add_verbose_flag(parser)
     return parser
 
 

@@ -203,8 +203,7 @@ def _resolve(value):
     if isinstance(value, _TensorRef):
         return value.resolve()
     if isinstance(value, collections.OrderedDict | dict):
-        resolved = type(value)((k, _resolve(v)) for k, v in value.items())
-        return resolved
+        return type(value)((k, _resolve(v)) for k, v in value.items())
     if isinstance(value, list):
         return [_resolve(v) for v in value]
     if isinstance(value, tuple):
