@@ -15,8 +15,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
-    packages=["alae_tf", "alae_tf.data", "alae_tf.official", "alae_tf.training",
-              "alae_tf.export", "alae_tf.web_demo"],
+    packages=["alae_tf", "alae_tf.data", "alae_tf.metrics", "alae_tf.models", "alae_tf.models.mlp",
+              "alae_tf.models.style", "alae_tf.official", "alae_tf.trainer",
+              "alae_tf.training", "alae_tf.export", "alae_tf.web_demo"],
     package_dir={
         "alae_tf": "alae_tf",
         "alae_tf.training": "training",

@@ -1,8 +1,20 @@
 """alae-tf: Adversarial Latent Autoencoders (Pidhorskyi et al., CVPR 2020) in TensorFlow/Keras 3.
 
+The rooms of the library, from the bottom up::
+
+    alae_tf.models     layers, the four networks per family (models/mlp, models/style), the
+                       ALAE Keras model, presets and the family registry
+    alae_tf.data       data sources and the input pipeline
+    alae_tf.metrics    every score, asked for by name (representation, FID, PPL, LPIPS, FLOPs)
+    alae_tf.official   the authors' checkpoints and configs (alae-import)
+    alae_tf.trainer    a training run as a library object (what alae-train calls)
+    alae_tf.runs       run directories, recorded settings and checkpoints
+    alae_tf.images, alae_tf.errors, alae_tf.distribute, alae_tf.cli
+                       pixels, the project's exceptions, replica maths, the apps' shared kit
+
 The main entry points::
 
-    from alae_tf.presets import get_preset, build_model
+    from alae_tf.models import build_model, get_preset
     model = build_model(get_preset("mnist_mlp"))   # an ALAE keras.Model (StyleALAE for "style")
     model.compile()
     model.fit(dataset, ...)
@@ -10,22 +22,11 @@ The main entry points::
     model = alae_tf.load_model("runs/mnist_mlp/model.keras")
 
 Importing ``alae_tf`` loads nothing and changes nothing: TensorFlow and Keras load with the
-first module that needs them. The modules that define layers, networks and models register
-them with Keras when imported; ``load_model`` imports them all first.
+first module that needs them. ``import alae_tf.models`` registers every Keras class of the
+project, after which ``keras.saving.load_model`` reads this project's ``.keras`` files.
 """
 
 __version__ = "0.1.0"
-
-# The modules whose classes a .keras file of this project can name.
-_KERAS_MODULES = ("layers", "mapping", "mlp", "model", "style", "style_layers", "style_model")
-
-
-def register_keras_objects():
-    """Imports every module that registers classes with ``keras.saving``."""
-    import importlib
-
-    for name in _KERAS_MODULES:
-        importlib.import_module(f"alae_tf.{name}")
 
 
 def load_model(path, **kwargs):
@@ -33,5 +34,6 @@ def load_model(path, **kwargs):
     of a run directory); ``kwargs`` go to Keras."""
     import keras
 
-    register_keras_objects()
+    import alae_tf.models  # noqa: F401  (registers the classes a .keras file names)
+
     return keras.saving.load_model(path, **kwargs)

@@ -27,8 +27,8 @@ import tensorflow as tf
 
 from alae_tf.data import make_dataset
 from alae_tf.errors import DataError, UsageError, short_reason, write_error_reason
-from alae_tf.model import EMA_NETWORK_NAMES, NETWORK_NAMES, OPTIMIZER_NAMES
-from alae_tf.presets import Preset, build_model
+from alae_tf.models.alae import EMA_NETWORK_NAMES, NETWORK_NAMES, OPTIMIZER_NAMES
+from alae_tf.models.presets import Preset, build_model
 
 CONFIG_NAME = "config.json"
 # Fields a resumed run may change: how long to train, how many checkpoints to keep, and the
@@ -49,7 +49,7 @@ class RunSettings:
         seed: seed of weights, data order and training noise.
         steps_per_epoch: training steps per epoch; None is one pass over the data.
         keep_checkpoints: newest checkpoints kept; 0 keeps every one.
-        precision: compute precision (``alae_tf.precision.PRECISIONS``); runs recorded
+        precision: compute precision (``alae_tf.models.precision.PRECISIONS``); runs recorded
             before it existed trained in float32.
         run_dir: the run directory.
         jit_compile: compile the training step with XLA.

@@ -118,7 +118,7 @@ def table(rows, minutes, cpu):
 
 
 def main(argv=None):
-    from alae_tf.precision import cpu_model
+    from alae_tf.models.precision import cpu_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="reference,sigmoid",

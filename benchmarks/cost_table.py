@@ -1,5 +1,5 @@
 """What each preset's full schedule costs, on paper: FLOPs counted per image and level
-(alae_tf.flops), images per schedule, and hours on 8 GPUs at a stated utilisation.
+(alae_tf.metrics.flops), images per schedule, and hours on 8 GPUs at a stated utilisation.
 
     python benchmarks/cost_table.py [--json out.json]
 
@@ -33,8 +33,8 @@ def main(argv=None):
     parser.add_argument("--presets", nargs="*", default=None, help="default: every preset")
     args = parser.parse_args(argv)
 
-    from alae_tf.flops import schedule_flops
-    from alae_tf.presets import PRESETS, build_model
+    from alae_tf.metrics.flops import schedule_flops
+    from alae_tf.models.presets import PRESETS, build_model
 
     names = args.presets or list(PRESETS)
     rows = []

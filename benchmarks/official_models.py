@@ -209,7 +209,7 @@ def main(argv=None):
                      "or pass --no-browser")
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from alae_tf.precision import cpu_model
+    from alae_tf.models.precision import cpu_model
 
     cpu = cpu_model()
     print(f"CPU: {cpu}, {os.cpu_count()} cores; batch 1, float32", flush=True)

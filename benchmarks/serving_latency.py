@@ -117,7 +117,7 @@ def measure(base_path, calls, batches):
 
 
 def main():
-    from alae_tf.precision import cpu_model
+    from alae_tf.models.precision import cpu_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("exports", nargs="+", help="export base paths OUT/NAME")

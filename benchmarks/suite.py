@@ -72,8 +72,8 @@ def _worker(name, scratch):
     import tensorflow as tf
 
     from alae_tf.data import make_dataset
-    from alae_tf.flops import forward_flops, step_flops
-    from alae_tf.presets import build_model, get_preset
+    from alae_tf.metrics.flops import forward_flops, step_flops
+    from alae_tf.models.presets import build_model, get_preset
 
     preset = get_preset(name)
     keras.utils.set_random_seed(0)
@@ -137,7 +137,7 @@ def _worker(name, scratch):
 
 
 def main(argv=None):
-    from alae_tf.precision import cpu_model
+    from alae_tf.models.precision import cpu_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="*", default=None, help="default: every preset")
@@ -149,7 +149,7 @@ def main(argv=None):
         _worker(args.worker, args.scratch)
         return 0
 
-    from alae_tf.presets import PRESETS
+    from alae_tf.models.presets import PRESETS
 
     names = args.presets or list(PRESETS)
     cpu = cpu_model()

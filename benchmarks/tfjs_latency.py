@@ -59,7 +59,7 @@ def export_sizes(preset_name, work):
     import numpy as np
 
     from alae_tf.export.tfjs import export_tfjs
-    from alae_tf.presets import build_model, get_preset
+    from alae_tf.models.presets import build_model, get_preset
 
     preset = get_preset(preset_name)
     model = build_model(preset, seed=0)
@@ -76,7 +76,7 @@ def export_sizes(preset_name, work):
 
 
 def main():
-    from alae_tf.precision import cpu_model
+    from alae_tf.models.precision import cpu_model
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50, help="timed calls per case (default 50)")

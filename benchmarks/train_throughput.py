@@ -31,8 +31,8 @@ def _worker(args):
     import numpy as np
     import tensorflow as tf
 
-    from alae_tf.precision import policy_scope
-    from alae_tf.presets import build_model, get_preset
+    from alae_tf.models.precision import policy_scope
+    from alae_tf.models.presets import build_model, get_preset
 
     preset = get_preset(args.preset)
     batch = args.batch_size or preset.batch_size
@@ -103,7 +103,7 @@ def _peak_worker(args):
 
 
 def main():
-    from alae_tf.precision import cpu_model
+    from alae_tf.models.precision import cpu_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="mnist_mlp")

@@ -17,9 +17,9 @@ import shutil
 import keras
 import tensorflow as tf
 
-from alae_tf.layers import EqualizedDense, fold_equalized_scales
-from alae_tf.style_layers import EqualizedConv2D, FusedDownsampleConv2D, FusedUpsampleConv2D
-from alae_tf.style_model import StyleALAE, noise_from_seeds
+from alae_tf.models.layers import EqualizedDense, fold_equalized_scales
+from alae_tf.models.style.layers import EqualizedConv2D, FusedDownsampleConv2D, FusedUpsampleConv2D
+from alae_tf.models.style.model import StyleALAE, noise_from_seeds
 
 EQUALIZED_LAYERS = (EqualizedDense, EqualizedConv2D, FusedUpsampleConv2D, FusedDownsampleConv2D)
 

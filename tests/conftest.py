@@ -35,9 +35,9 @@ tf.config.set_logical_device_configuration(
 
 def tiny_model(seed=0, image_shape=(8, 8, 1), latent_dim=8, **alae_kwargs):
     """A small MLP-ALAE (8x8 images, 16-unit hidden layers) for fast tests."""
-    from alae_tf.mapping import MappingD, MappingF
-    from alae_tf.mlp import MLPEncoder, MLPGenerator
-    from alae_tf.model import ALAE
+    from alae_tf.models.alae import ALAE
+    from alae_tf.models.mapping import MappingD, MappingF
+    from alae_tf.models.mlp.networks import MLPEncoder, MLPGenerator
 
     keras.utils.set_random_seed(seed)
     return ALAE(

@@ -4,7 +4,7 @@ downloads). Imports numpy only, so that script can run where TensorFlow is not i
 
 import numpy as np
 
-from alae_tf.lpips import expected_shapes
+from alae_tf.metrics.lpips import expected_shapes
 
 
 def random_lpips_weights(seed=0):

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alae_tf.presets import build_model, get_preset
+from alae_tf.models.presets import build_model, get_preset
 from alae_tf.runs import RunCheckpoint, RunSettings, record_config
 
 

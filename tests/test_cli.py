@@ -229,7 +229,7 @@ def test_same_seed_gives_the_same_weights(tmp_path):
 
 
 def test_resuming_with_other_settings_is_refused(capsys, tmp_path):
-    from alae_tf.presets import get_preset
+    from alae_tf.models.presets import get_preset
     from alae_tf.runs import RunSettings, record_config
 
     run_dir = str(tmp_path)

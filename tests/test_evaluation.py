@@ -1,11 +1,11 @@
-"""Tests of alae_tf.evaluation: representation scores and the digit classifier."""
+"""Tests of alae_tf.metrics.representation: representation scores and the digit classifier."""
 
 import importlib.resources
 
 import numpy as np
 import pytest
 
-from alae_tf import evaluation
+from alae_tf.metrics import representation
 
 
 def two_clusters(n, dim=10, seed=0):
@@ -31,20 +31,20 @@ def mnist():
 @pytest.fixture(scope="module")
 def classifier(mnist):
     # Trained once per session: about 12 s on two busy cores.
-    return evaluation.train_digit_classifier(mnist["x_train"], mnist["y_train"], seed=0)
+    return representation.train_digit_classifier(mnist["x_train"], mnist["y_train"], seed=0)
 
 
 def test_nearest_neighbour_separates_two_clusters():
     train_x, train_y = two_clusters(400, seed=0)
     test_x, test_y = two_clusters(200, seed=1)
-    assert evaluation.nearest_neighbour_accuracy(train_x, train_y, test_x, test_y) == 1.0
+    assert representation.nearest_neighbour_accuracy(train_x, train_y, test_x, test_y) == 1.0
 
 
 def test_nearest_neighbour_is_at_chance_with_shuffled_labels():
     train_x, train_y = two_clusters(1000, seed=0)
     test_x, test_y = two_clusters(1000, seed=1)
     shuffled = np.random.default_rng(2).permutation(train_y)
-    accuracy = evaluation.nearest_neighbour_accuracy(train_x, shuffled, test_x, test_y)
+    accuracy = representation.nearest_neighbour_accuracy(train_x, shuffled, test_x, test_y)
     assert 0.42 < accuracy < 0.58  # chance is 0.5; the binomial std is 0.016
 
 
@@ -55,17 +55,17 @@ def test_nearest_neighbour_is_exact_across_batches():
     test_x = rng.normal(size=(3000, 6))
     brute = np.array([np.argmin(np.linalg.norm(train_x - t, axis=1)) for t in test_x])
     # Each training point its own label: accuracy 1.0 means every neighbour is the true one.
-    assert evaluation.nearest_neighbour_accuracy(train_x, np.arange(5000), test_x, brute) == 1.0
+    assert representation.nearest_neighbour_accuracy(train_x, np.arange(5000), test_x, brute) == 1.0
     train_y = rng.integers(0, 4, size=5000)
     test_y = rng.integers(0, 4, size=3000)
     expected = np.mean(train_y[brute] == test_y)
-    assert evaluation.nearest_neighbour_accuracy(train_x, train_y, test_x, test_y) == expected
+    assert representation.nearest_neighbour_accuracy(train_x, train_y, test_x, test_y) == expected
 
 
 def test_linear_svm_separates_separable_data_for_each_c():
     train_x, train_y = two_clusters(300, seed=0)
     test_x, test_y = two_clusters(100, seed=1)
-    result = evaluation.linear_svm_accuracy(train_x, train_y, test_x, test_y)
+    result = representation.linear_svm_accuracy(train_x, train_y, test_x, test_y)
     assert result["best"] == 1.0
     assert result["by_c"] == {"0.02": 1.0, "0.1": 1.0}
     assert set(result["converged"]) == {"0.02", "0.1"}
@@ -75,7 +75,7 @@ def test_linear_svm_separates_separable_data_for_each_c():
 def test_linear_svm_reports_non_convergence_without_warning(recwarn):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(200, 30)), rng.integers(0, 3, size=200)
-    result = evaluation.linear_svm_accuracy(x, y, x, y, cs=(10.0,), max_iter=2)
+    result = representation.linear_svm_accuracy(x, y, x, y, cs=(10.0,), max_iter=2)
     assert result["converged"] == {"10.0": False}
     assert not [w for w in recwarn if "converge" in str(w.message)]
 
@@ -83,7 +83,7 @@ def test_linear_svm_reports_non_convergence_without_warning(recwarn):
 def test_representation_scores_flattens_inputs():
     train_x, train_y = two_clusters(200, dim=12, seed=0)
     test_x, test_y = two_clusters(100, dim=12, seed=1)
-    scores = evaluation.representation_scores(
+    scores = representation.representation_scores(
         train_x.reshape(-1, 3, 4), train_y, test_x.reshape(-1, 3, 4), test_y, cs=(0.1,)
     )
     assert scores["knn1"] == 1.0 and scores["svm"] == 1.0
@@ -95,12 +95,12 @@ def test_pca_features_fitted_on_train_only():
     rng = np.random.default_rng(0)
     train_x = rng.normal(size=(300, 8, 8)) + 1.0
     test_x = rng.normal(size=(120, 8, 8)) + 4.0
-    train_f, test_f = evaluation.pca_features(train_x, test_x, n_components=20)
+    train_f, test_f = representation.pca_features(train_x, test_x, n_components=20)
     assert train_f.shape == (300, 20) and test_f.shape == (120, 20)
     # Centred on the training mean, so only the training features average to zero.
     np.testing.assert_allclose(train_f.mean(axis=0), 0.0, atol=1e-10)
     assert np.abs(test_f.mean(axis=0)).max() > 1.0
-    train_f2, _ = evaluation.pca_features(train_x, test_x + 100.0, n_components=20)
+    train_f2, _ = representation.pca_features(train_x, test_x + 100.0, n_components=20)
     np.testing.assert_array_equal(train_f, train_f2)
 
 
@@ -114,7 +114,7 @@ def test_digit_classifier_reaches_97_percent(classifier, mnist):
 
 def test_digit_classifier_is_deterministic(mnist):
     def weights():
-        model = evaluation.train_digit_classifier(
+        model = representation.train_digit_classifier(
             mnist["x_train"][:256], mnist["y_train"][:256], epochs=1, seed=3
         )
         return model.get_weights()
@@ -124,34 +124,35 @@ def test_digit_classifier_is_deterministic(mnist):
 
 
 def test_classifier_scores_real_digits_and_noise(classifier, mnist):
-    real = evaluation.classifier_scores(classifier, mnist["x_test"])
+    real = representation.classifier_scores(classifier, mnist["x_test"])
     assert real["confident_fraction"] > 0.9
     assert len(real["class_histogram"]) == 10
     assert sum(real["class_histogram"]) == len(mnist["x_test"])
     assert min(real["class_histogram"]) > 100  # all ten digits appear, about 200 each
     noise = np.random.default_rng(0).uniform(size=(500, 28, 28, 1)).astype(np.float32)
-    assert evaluation.classifier_scores(classifier, noise)["confident_fraction"] < 0.3
+    assert representation.classifier_scores(classifier, noise)["confident_fraction"] < 0.3
 
 
 def test_classifier_scores_label_agreement(classifier, mnist):
     x = mnist["x_test"][::7]  # the split is sorted by label: take every digit
-    same = evaluation.classifier_scores(classifier, x, originals=x, reconstructions=x.copy())
+    same = representation.classifier_scores(classifier, x, originals=x, reconstructions=x.copy())
     assert same["label_agreement"] == 1.0
     # Overshooting generator output is clipped to [0, 1], as saving it as an image would.
-    overshoot = evaluation.classifier_scores(
+    overshoot = representation.classifier_scores(
         classifier, x, originals=x, reconstructions=x * 3.0 - 1.0
     )
     clipped = np.clip(x * 3.0 - 1.0, 0.0, 1.0)
-    expected = evaluation.classifier_scores(classifier, x, originals=x, reconstructions=clipped)
+    expected = representation.classifier_scores(classifier, x, originals=x, reconstructions=clipped)
     assert overshoot["label_agreement"] == expected["label_agreement"]
     permuted = x[np.random.default_rng(0).permutation(len(x))]
-    shuffled = evaluation.classifier_scores(classifier, x, originals=x, reconstructions=permuted)
+    shuffled = representation.classifier_scores(classifier, x, originals=x,
+                                                reconstructions=permuted)
     assert shuffled["label_agreement"] < 0.3  # chance is about 0.1
 
 
 def test_classifier_scores_rejects_bad_inputs(classifier, mnist):
     x = mnist["x_test"][:8]
     with pytest.raises(ValueError):
-        evaluation.classifier_scores(classifier, x, originals=x)
+        representation.classifier_scores(classifier, x, originals=x)
     with pytest.raises(ValueError):
-        evaluation.classifier_scores(classifier, (x * 255).astype(np.uint8))
+        representation.classifier_scores(classifier, (x * 255).astype(np.uint8))

@@ -22,9 +22,9 @@ from conftest import BIN
 
 from alae_tf.export import cli as export_cli
 from alae_tf.export.rest import PredictError, ServedModel
-from alae_tf.presets import build_model, get_preset
+from alae_tf.models.presets import build_model, get_preset
+from alae_tf.models.style.model import StyleALAE, noise_from_seeds
 from alae_tf.runs import RunCheckpoint, RunSettings, load_trained_model, record_config
-from alae_tf.style_model import StyleALAE, noise_from_seeds
 
 # Every test here writes exports or starts processes: the slow tier.
 pytestmark = pytest.mark.slow

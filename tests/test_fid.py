@@ -4,8 +4,8 @@ ones, feature networks loaded from files, PPL of a linear generator against its 
 import numpy as np
 import pytest
 
-from alae_tf import fid, ppl
 from alae_tf.errors import UsageError
+from alae_tf.metrics import fid, ppl
 
 
 def test_identical_sets_are_at_distance_zero():
@@ -224,7 +224,7 @@ def test_lpips_equals_the_lpips_package_on_the_same_weights(tmp_path):
 
     from lpips_weights import random_lpips_weights, reference_inputs
 
-    from alae_tf.lpips import LPIPS
+    from alae_tf.metrics.lpips import LPIPS
 
     path = tmp_path / "lpips_vgg.npz"
     np.savez(path, **random_lpips_weights())
@@ -239,7 +239,7 @@ def test_lpips_equals_the_lpips_package_on_the_same_weights(tmp_path):
 def test_lpips_files_that_do_not_fit_are_one_line(tmp_path):
     from lpips_weights import random_lpips_weights
 
-    from alae_tf.lpips import LPIPS
+    from alae_tf.metrics.lpips import LPIPS
 
     weights = random_lpips_weights()
     del weights["lin4.model.1.weight"]

@@ -1,15 +1,15 @@
-"""The analytic FLOP counter (alae_tf.flops): each layer's rule from its shapes, the counts of
-whole networks, and the training step's count against TensorFlow's profiler for MLP-ALAE."""
+"""The analytic FLOP counter (alae_tf.metrics.flops): each layer's rule from its shapes, the counts
+of whole networks, and the training step's count against TensorFlow's profiler for MLP-ALAE."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from alae_tf.flops import count_macs, forward_flops, schedule_flops, step_flops
-from alae_tf.layers import EqualizedDense
-from alae_tf.presets import build_model, get_preset
-from alae_tf.style_layers import (
+from alae_tf.metrics.flops import count_macs, forward_flops, schedule_flops, step_flops
+from alae_tf.models.layers import EqualizedDense
+from alae_tf.models.presets import build_model, get_preset
+from alae_tf.models.style.layers import (
     Blur,
     EqualizedConv2D,
     FusedDownsampleConv2D,

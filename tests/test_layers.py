@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from layer_checks import check_config_round_trip, check_layer
 
-from alae_tf.layers import EqualizedDense, PixelNorm
-from alae_tf.mapping import MappingD, MappingF
-from alae_tf.mlp import MLPEncoder, MLPGenerator
+from alae_tf.models.layers import EqualizedDense, PixelNorm
+from alae_tf.models.mapping import MappingD, MappingF
+from alae_tf.models.mlp.networks import MLPEncoder, MLPGenerator
 
 
 def test_equalized_dense_contract_and_runtime_scale():
@@ -99,8 +99,8 @@ def test_encoder_output_uses_small_leak():
 
 
 def test_folding_the_equalized_scales_keeps_the_function():
-    from alae_tf.layers import fold_equalized_scales
-    from alae_tf.style_layers import EqualizedConv2D, FusedUpsampleConv2D
+    from alae_tf.models.layers import fold_equalized_scales
+    from alae_tf.models.style.layers import EqualizedConv2D, FusedUpsampleConv2D
 
     rng = np.random.default_rng(4)
     for layer, shape in ((EqualizedDense(6, lr_mul=0.1), (3, 5)),

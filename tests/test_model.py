@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alae_tf import losses
-from alae_tf.model import ALAE
+from alae_tf.models import losses
+from alae_tf.models.alae import ALAE
 
 
 def _images(n, shape=(8, 8, 1), seed=0):

@@ -7,7 +7,7 @@ import tensorflow as tf
 from conftest import tiny_model
 from test_style_model import tiny_style_model
 
-from alae_tf import fid, paper_metrics
+from alae_tf.metrics import fid, generative
 
 
 def _pixels():
@@ -17,7 +17,7 @@ def _pixels():
 def test_progress_counts_and_estimates_the_time_left():
     times = iter([0.0, 5.0, 20.0, 40.0])
     lines = []
-    progress = paper_metrics.Progress("FID", 400, every=10.0, clock=lambda: next(times),
+    progress = generative.Progress("FID", 400, every=10.0, clock=lambda: next(times),
                                       out=lambda line, flush: lines.append(line))
     progress(100)  # 5 s: too soon for a line
     progress(200)  # 20 s: half done, about 20 s left
@@ -30,7 +30,7 @@ def test_fid_scores_of_a_tiny_model_and_the_counts_used():
     rng = np.random.default_rng(0)
     reals = [rng.uniform(0, 1, (16, 8, 8, 1)).astype(np.float32) for _ in range(3)]
     lines = []
-    scores = paper_metrics.fid_scores(model, (0.0, 1.0), reals, _pixels(), num_images=100,
+    scores = generative.fid_scores(model, (0.0, 1.0), reals, _pixels(), num_images=100,
                                       batch_size=16, out=lambda line, flush: lines.append(line))
     assert scores["fid_real_images"] == scores["fid_generated_images"] == 48
     assert scores["fid_features"] == "pixel-FID"
@@ -53,18 +53,18 @@ def test_generations_mix_styles_with_the_models_probability():
     w = model.network("mapping_f_ema")(z).numpy()
     w_mix = model.network("mapping_f_ema")(z_mix).numpy()
     # u_mix 0.5 < 0.9 mixes; u_crossover 0.4 of 2 * (level 2 + 1) = 6 slots: crossover 1 + 2.
-    mixed = paper_metrics.sample_styles(model, z, z_mix, (0.5, 0.4)).numpy()
+    mixed = generative.sample_styles(model, z, z_mix, (0.5, 0.4)).numpy()
     np.testing.assert_array_equal(mixed[:, :3], w[:, :3])
     np.testing.assert_array_equal(mixed[:, 3:], w_mix[:, 3:])
-    unmixed = paper_metrics.sample_styles(model, z, z_mix, (0.95, 0.4)).numpy()
+    unmixed = generative.sample_styles(model, z, z_mix, (0.95, 0.4)).numpy()
     np.testing.assert_array_equal(unmixed, w)
 
 
 def test_ppl_scores_of_a_tiny_style_model():
     model = tiny_style_model()
-    from alae_tf import ppl
+    from alae_tf.metrics import ppl
 
-    scores = paper_metrics.ppl_scores(model, (-1.0, 1.0), ppl.squared_pixel_distance,
+    scores = generative.ppl_scores(model, (-1.0, 1.0), ppl.squared_pixel_distance,
                                       "pixel", num_samples=8, batch_size=4,
                                       out=lambda line, flush: None)
     assert scores["ppl_samples"] == 8 and scores["ppl_epsilon"] == 1e-4
@@ -72,14 +72,14 @@ def test_ppl_scores_of_a_tiny_style_model():
     # Noise shared within a pair: a model whose w has no effect has zero path length.
     model.network("mapping_f_ema").set_weights(
         [np.zeros_like(v) for v in model.network("mapping_f_ema").get_weights()])
-    flat = paper_metrics.ppl_scores(model, (-1.0, 1.0), ppl.squared_pixel_distance, "pixel",
+    flat = generative.ppl_scores(model, (-1.0, 1.0), ppl.squared_pixel_distance, "pixel",
                                     num_samples=4, batch_size=4, out=lambda line, flush: None)
     assert flat["ppl_full"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_to_unit_range_clips_like_a_saved_image():
     x = tf.constant([[-1.5, -1.0, 0.0, 1.0, 2.0]])
-    np.testing.assert_allclose(paper_metrics.to_unit_range(x, (-1.0, 1.0)),
+    np.testing.assert_allclose(generative.to_unit_range(x, (-1.0, 1.0)),
                                [[0.0, 0.0, 0.5, 1.0, 1.0]])
 
 
@@ -87,8 +87,8 @@ def test_to_unit_range_clips_like_a_saved_image():
 def test_digits_fid_ranks_real_digits_then_a_trained_model_then_an_untrained_one(tmp_path):
     from run_helpers import make_run
 
-    from alae_tf import evaluation
     from alae_tf.data import load_embedded_mnist
+    from alae_tf.metrics import representation
     from alae_tf.runs import load_trained_model
     from alae_tf.training import train
 
@@ -98,7 +98,7 @@ def test_digits_fid_ranks_real_digits_then_a_trained_model_then_an_untrained_one
     make_run(untrained_dir, "mnist_mlp_fast", steps=1)
     digits, labels = load_embedded_mnist("train")
     x = digits[..., None].astype(np.float32) / 255.0
-    classifier = evaluation.train_digit_classifier(x, labels, epochs=2)
+    classifier = representation.train_digit_classifier(x, labels, epochs=2)
     extractor = fid.digit_extractor(classifier)
     order = np.random.default_rng(0).permutation(len(x))
     count = 2000
@@ -109,7 +109,7 @@ def test_digits_fid_ranks_real_digits_then_a_trained_model_then_an_untrained_one
     scores = {}
     for name, run in (("trained", trained_dir), ("untrained", untrained_dir)):
         model = load_trained_model(str(run))[0]
-        scores[name] = paper_metrics.fid_scores(model, (0.0, 1.0), real_batches(), extractor,
+        scores[name] = generative.fid_scores(model, (0.0, 1.0), real_batches(), extractor,
                                                 count, out=lambda line, flush: None)
     train_stats = fid.statistics_of(real_batches(), extractor, count)
     test_digits = load_embedded_mnist("test")[0][..., None].astype(np.float32) / 255.0

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alae_tf import precision
-from alae_tf.precision import policy_scope
+from alae_tf.models import precision
+from alae_tf.models.precision import policy_scope
 
 
 def _images(n, shape=(8, 8, 1), low=0.0, seed=0):
@@ -166,13 +166,13 @@ def test_cli_trains_in_bfloat16_saves_a_float32_model_and_keeps_the_precision(
 ])
 def test_default_precision_is_bfloat16_only_for_mlp_on_a_cpu_with_native_bfloat16(
         flags, has_gpu, family, expected):
-    from alae_tf.precision import default_precision
+    from alae_tf.models.precision import default_precision
 
     assert default_precision(has_gpu, family, flags) == expected
 
 
 def test_cpu_flags_and_model_are_read_from_cpuinfo(tmp_path):
-    from alae_tf.precision import cpu_flags, cpu_model
+    from alae_tf.models.precision import cpu_flags, cpu_model
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R14\n"

@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 
 from alae_tf.cli import UsageError
-from alae_tf.mlp import MLPGenerator
-from alae_tf.presets import build_model, get_preset
+from alae_tf.models.mlp.networks import MLPGenerator
+from alae_tf.models.presets import build_model, get_preset
 from alae_tf.training.train import _field_overrides, _preset_from_args, build_parser
 
 
@@ -51,7 +51,7 @@ def test_set_applies_on_top_of_the_recorded_preset_when_resuming():
 
 
 def test_flags_left_out_come_from_the_recorded_run_else_the_defaults(tmp_path):
-    from alae_tf.precision import PRECISIONS
+    from alae_tf.models.precision import PRECISIONS
     from alae_tf.runs import RunSettings, record_config
     from alae_tf.training.train import resolve_settings
 

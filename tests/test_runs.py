@@ -66,7 +66,7 @@ def test_record_config_round_trip_and_resume_check(tmp_path):
     import dataclasses
     import json
 
-    from alae_tf.presets import get_preset
+    from alae_tf.models.presets import get_preset
 
     preset = get_preset("mnist_mlp", batch_size=32)
     settings = RunSettings(preset, run_dir=str(tmp_path), seed=1, steps_per_epoch=5)
@@ -94,7 +94,7 @@ def test_record_config_round_trip_and_resume_check(tmp_path):
 def test_an_older_config_reads_with_the_settings_it_ran_with(tmp_path):
     import json
 
-    from alae_tf.presets import get_preset
+    from alae_tf.models.presets import get_preset
 
     preset = get_preset("mnist_mlp")
     (tmp_path / "config.json").write_text(json.dumps(

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from alae_tf.presets import PRESETS, get_preset
-from alae_tf.schedule import ProgressiveSchedule, fade_in_alpha
+from alae_tf.models.presets import PRESETS, get_preset
+from alae_tf.models.schedule import ProgressiveSchedule, fade_in_alpha
 
 
 def test_levels_and_segments_follow_the_schedule_and_resume_mid_level():

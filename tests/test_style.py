@@ -5,7 +5,13 @@ import pytest
 import tensorflow as tf
 from layer_checks import check_config_round_trip, check_layer
 
-from alae_tf.style import EncoderBlock, GeneratorBlock, StyleEncoder, StyleGenerator, num_blocks
+from alae_tf.models.style.networks import (
+    EncoderBlock,
+    GeneratorBlock,
+    StyleEncoder,
+    StyleGenerator,
+    num_blocks,
+)
 
 
 def _tiny(cls, resolution=16, **kwargs):
@@ -188,7 +194,7 @@ def test_parameter_counts_match_the_architecture_formulas(config):
     ["mnist_style", "mnist_style_small", "celeba128", "celeba_hq256", "bedroom256", "ffhq1024"],
 )
 def test_dry_run_prints_the_architecture_counts_of_every_preset(preset_name, capsys):
-    from alae_tf.presets import get_preset
+    from alae_tf.models.presets import get_preset
     from alae_tf.training import train
 
     p = get_preset(preset_name)

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from layer_checks import check_config_round_trip, check_layer
 
-from alae_tf.style_layers import (
+from alae_tf.models.style.layers import (
     Blur,
     Downsample2x,
     EqualizedConv2D,

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alae_tf.mapping import MappingD, MappingF
-from alae_tf.schedule import fade_in_alpha
-from alae_tf.style import StyleEncoder, StyleGenerator
-from alae_tf.style_model import StyleALAE
+from alae_tf.models.mapping import MappingD, MappingF
+from alae_tf.models.schedule import fade_in_alpha
+from alae_tf.models.style.model import StyleALAE
+from alae_tf.models.style.networks import StyleEncoder, StyleGenerator
 
 
 def tiny_style_model(seed=0, cls=StyleALAE, truncation_cutoff=8, **kwargs):

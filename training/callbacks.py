@@ -1,7 +1,7 @@
 """Keras callbacks of a training run: checkpoints, image grids and overall progress.
 
 The progressive-growing schedule is not a callback: the fade-in weight is computed inside the
-training step from the step counter (``alae_tf.schedule``).
+training step from the step counter (``alae_tf.models.schedule``).
 """
 
 import os

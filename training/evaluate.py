@@ -114,12 +114,12 @@ def _digit_classifier(args, x_test_u8, y_test):
     """The sample-quality classifier, trained on all 7,996 train digits; and its accuracy."""
     import numpy as np
 
-    from alae_tf import evaluation
     from alae_tf.data import load_embedded_mnist
+    from alae_tf.metrics import representation
 
     print("training the digit classifier ...", flush=True)
     digits, labels = load_embedded_mnist("train")
-    classifier = evaluation.train_digit_classifier(
+    classifier = representation.train_digit_classifier(
         digits[..., None].astype(np.float32) / 255.0, labels, epochs=args.classifier_epochs,
         seed=args.seed)
     originals = x_test_u8[..., None].astype(np.float32) / 255.0
@@ -133,14 +133,14 @@ def _generation_scores(model, preset, args, x_test, x_test_u8, classifier):
     import numpy as np
     import tensorflow as tf
 
-    from alae_tf import evaluation
+    from alae_tf.metrics import representation
 
     reconstructions = _to_unit_range(_batched(model.reconstruct, x_test), preset)
     originals = x_test_u8[..., None].astype(np.float32) / 255.0
     mse = float(np.mean((reconstructions - originals) ** 2))
     z = tf.random.stateless_normal((args.num_samples, model.latent_dim), seed=(args.seed, 7))
     generated = _to_unit_range(_batched(model.generate, np.asarray(z)), preset)
-    samples = evaluation.classifier_scores(
+    samples = representation.classifier_scores(
         classifier, generated, originals=originals, reconstructions=reconstructions)
     return mse, samples
 
@@ -195,8 +195,8 @@ class _ClassifierOnce:
 
 def _mnist_metrics(args, model, preset, classifier):
     """The paper's MNIST scores: representation, reconstruction MSE, classifier scores."""
-    from alae_tf import evaluation
-    from alae_tf.mlp import MLPEncoder
+    from alae_tf.metrics import representation
+    from alae_tf.models.mlp.networks import MLPEncoder
 
     x_train_u8, y_train, x_test_u8, y_test, x_train, x_test = _digits(args, preset)
     metrics = {"num_train": len(x_train), "num_test": len(x_test), "representation": {}}
@@ -210,10 +210,11 @@ def _mnist_metrics(args, model, preset, classifier):
     raw = (x_train_u8.reshape(len(x_train_u8), -1) / 255.0,
            x_test_u8.reshape(len(x_test_u8), -1) / 255.0)
     features["pixels"] = raw
-    features["pca50"] = evaluation.pca_features(*raw, n_components=50, seed=args.seed)
+    features["pca50"] = representation.pca_features(*raw, n_components=50, seed=args.seed)
     for name, (train_f, test_f) in features.items():
         print(f"scoring {name} ({train_f.shape[1]}-D) ...", flush=True)
-        scores = evaluation.representation_scores(train_f, y_train, test_f, y_test, seed=args.seed)
+        scores = representation.representation_scores(train_f, y_train, test_f, y_test,
+                                                      seed=args.seed)
         metrics["representation"][name] = {"dim": int(train_f.shape[1]), **scores}
 
     metrics["reconstruction_mse"], metrics["samples"] = _generation_scores(
@@ -236,8 +237,8 @@ CURVE_KEYS = {  # curves.json key -> label
 
 def evaluate_checkpoints(args):
     """alae-eval --all-checkpoints: the learning curves of a run, one point per checkpoint."""
-    from alae_tf import evaluation
-    from alae_tf.presets import build_model
+    from alae_tf.metrics import representation
+    from alae_tf.models.presets import build_model
     from alae_tf.runs import RunCheckpoint, read_config, write_json_atomic
 
     settings = read_config(args.run_dir)
@@ -254,10 +255,10 @@ def evaluate_checkpoints(args):
     x_train_u8, y_train, x_test_u8, y_test, _, x_test = digits
     classifier, classifier_accuracy = _digit_classifier(args, x_test_u8, y_test)
     print("scoring the PCA-50 baseline ...", flush=True)
-    pca = evaluation.pca_features(x_train_u8.reshape(len(x_train_u8), -1) / 255.0,
+    pca = representation.pca_features(x_train_u8.reshape(len(x_train_u8), -1) / 255.0,
                                   x_test_u8.reshape(len(x_test_u8), -1) / 255.0,
                                   n_components=50, seed=args.seed)
-    baseline = evaluation.representation_scores(pca[0], y_train, pca[1], y_test, seed=args.seed)
+    baseline = representation.representation_scores(pca[0], y_train, pca[1], y_test, seed=args.seed)
     points, low_resolution = [], []
     for epoch in checkpoint.restore_each():
         if model.level != model.max_level:
@@ -292,14 +293,14 @@ def evaluate_checkpoints(args):
 def _curve_point(model, preset, args, digits, classifier, epoch, record):
     """The scores of checkpoint ``epoch`` (restored in ``model``), with its ``progress.json``
     ``record``; printed as one line."""
-    from alae_tf import evaluation
+    from alae_tf.metrics import representation
 
     _, y_train, x_test_u8, y_test, x_train, x_test = digits
     point = {"epoch": epoch, "step": int(model.step.numpy()),
              "images_seen": record.get("images_seen"),
              "train_seconds": record.get("train_seconds")}
     for which, use_ema in (("ema", True), ("raw", False)):
-        scores = evaluation.representation_scores(
+        scores = representation.representation_scores(
             _codes(model, x_train, use_ema), y_train, _codes(model, x_test, use_ema), y_test,
             seed=args.seed)
         point[f"w_{which}_knn1"], point[f"w_{which}_svm"] = scores["knn1"], scores["svm"]

@@ -1,9 +1,9 @@
 """alae-eval --fid / --ppl: the paper's image metrics of a run (FID of generations and of
 reconstructions, PPL in W), with the feature network and distance chosen by flag.
 
-The metrics themselves are the library's (``alae_tf.paper_metrics``, ``alae_tf.fid``,
-``alae_tf.ppl``, ``alae_tf.lpips``); this module turns flags into extractors and distances,
-finds the real images, and prints the results. docs/metrics.md explains every number.
+The metrics themselves are the library's (``alae_tf.metrics.generative``, ``alae_tf.metrics.fid``,
+``alae_tf.metrics.ppl``, ``alae_tf.metrics.lpips``); this module turns flags into extractors and
+distances, finds the real images, and prints the results. docs/metrics.md explains every number.
 """
 
 import dataclasses
@@ -62,7 +62,7 @@ def _input_range(text):
 
 def feature_extractor(args, preset, classifier):
     """The FID feature network the flags ask for. ``classifier()`` gives the digit classifier."""
-    from alae_tf import fid
+    from alae_tf.metrics import fid
 
     choice = args.fid_network or ("digits" if is_mnist(preset) else "inception-hub")
     batch = args.metrics_batch_size
@@ -81,8 +81,8 @@ def feature_extractor(args, preset, classifier):
 
 def path_distance(args, preset, classifier):
     """(distance, name) for PPL."""
-    from alae_tf import fid, ppl
-    from alae_tf.lpips import LPIPS
+    from alae_tf.metrics import fid, ppl
+    from alae_tf.metrics.lpips import LPIPS
 
     choice = args.ppl_distance or ("digits" if is_mnist(preset) else "pixels")
     if choice.startswith("lpips:"):
@@ -110,7 +110,7 @@ def real_batches(preset, batch_size, seed):
 
 def image_metrics(args, model, preset, classifier):
     """{metric: value} for --fid and --ppl, with progress lines while they run."""
-    from alae_tf import paper_metrics
+    from alae_tf.metrics import generative
 
     scores = {}
     if args.fid:
@@ -118,14 +118,14 @@ def image_metrics(args, model, preset, classifier):
         source = preset if args.dataset is None else dataclasses.replace(preset,
                                                                           dataset=args.dataset)
         batches, count = real_batches(source, args.metrics_batch_size, args.seed)
-        scores.update(paper_metrics.fid_scores(
+        scores.update(generative.fid_scores(
             model, preset.pixel_range, batches, extractor, min(args.fid_images, count),
             batch_size=args.metrics_batch_size, seed=args.seed))
     if args.ppl:
         distance, name = path_distance(args, preset, classifier)
-        scores.update(paper_metrics.ppl_scores(
+        scores.update(generative.ppl_scores(
             model, preset.pixel_range, distance, name, args.ppl_samples,
-            crop=preset.ppl_crop or paper_metrics.FACE_CROPS.get(preset.name),
+            crop=preset.ppl_crop or generative.FACE_CROPS.get(preset.name),
             batch_size=max(1, args.metrics_batch_size // 2), seed=args.seed))
     return scores
 

@@ -127,8 +127,8 @@ def import_checkpoint(args):
 
     import keras
 
+    from alae_tf.models.presets import build_model
     from alae_tf.official.weights import EMA_NAMES, TRAINED_NAMES, load_official_weights
-    from alae_tf.presets import build_model
 
     preset = preset_from_config(config, args.dataset or f"folder:data/{config.name}")
     # The fine-tuning recipe is part of the run, as alae-train's flags are of a new run.

@@ -120,7 +120,7 @@ def _mixing_grid(model, coarse, fine, crossover, pixel_range):
     import tensorflow as tf
 
     from alae_tf import images
-    from alae_tf.style_model import StyleALAE
+    from alae_tf.models.style.model import StyleALAE
 
     if not isinstance(model, StyleALAE):
         raise UsageError("--mix needs a StyleALAE model (one w per style slot)")

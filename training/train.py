@@ -28,8 +28,8 @@ DEFAULT_PRESET = "mnist_mlp"
 
 def build_parser():
     from alae_tf.data import DEFAULT_MAX_IMAGE_PIXELS
-    from alae_tf.precision import PRECISIONS
-    from alae_tf.presets import PRESETS
+    from alae_tf.models.precision import PRECISIONS
+    from alae_tf.models.presets import PRESETS
 
     parser = ArgumentParser(
         prog="alae-train",
@@ -81,7 +81,7 @@ def build_parser():
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override any preset field, e.g. --set r1_gamma=5 --set "
                         "adam_betas=[0.5,0.99] --set g_output=sigmoid (JSON values; "
-                        "repeatable; recorded with the run; see alae_tf.presets.Preset)")
+                        "repeatable; recorded with the run; see alae_tf.models.presets.Preset)")
     parser.add_argument("--time-budget", type=positive_float, default=None, metavar="MINUTES",
                         help="stop after the epoch in which this many minutes of training "
                         "have passed, with a checkpoint and model.keras (the run can be "
@@ -106,7 +106,7 @@ def _preset_from_args(args, recorded=None):
     out keeps the run's value rather than the preset's default."""
     import dataclasses
 
-    from alae_tf.presets import get_preset
+    from alae_tf.models.presets import get_preset
 
     overrides = {"dataset": args.dataset, "epochs": args.epochs,
                  "max_image_pixels": args.max_image_pixels}
@@ -189,7 +189,7 @@ def _given(flag, default):
 
 
 def _build_model(preset, seed):
-    from alae_tf.presets import build_model
+    from alae_tf.models.presets import build_model
 
     try:
         return build_model(preset, seed=seed)
@@ -201,7 +201,7 @@ def _build_model(preset, seed):
 def _auto_precision(family):
     import tensorflow as tf
 
-    from alae_tf.precision import default_precision
+    from alae_tf.models.precision import default_precision
 
     return default_precision(bool(tf.config.list_physical_devices("GPU")), family)
 
@@ -255,7 +255,7 @@ def _save_final_model(model, run_dir, preset):
     """
     import tensorflow as tf
 
-    from alae_tf.precision import policy_scope
+    from alae_tf.models.precision import policy_scope
 
     if model.compute_precision != "float32":
         with policy_scope("float32"):
@@ -300,7 +300,7 @@ def train(args, quiet=False):
 
 def _print_architecture(settings):
     """--dry-run: the image and latent sizes, and the parameter count of each network."""
-    from alae_tf.model import NETWORK_NAMES
+    from alae_tf.models.alae import NETWORK_NAMES
 
     preset = settings.preset
     print(f"preset {preset.name}: {preset.resolution}x{preset.resolution}x"
@@ -428,7 +428,7 @@ def _restore_model(settings, strategy, role):
     readable checkpoint (epoch 0: none, a new run)."""
     import keras
 
-    from alae_tf.precision import policy_scope
+    from alae_tf.models.precision import policy_scope
     from alae_tf.runs import RunCheckpoint
 
     preset = settings.preset

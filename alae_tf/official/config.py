@@ -205,7 +205,7 @@ def preset_from_config(config, dataset):
         config: an ``OfficialConfig``.
         dataset: the data source a resumed (fine-tuning) run trains on.
     """
-    from alae_tf.presets import Preset
+    from alae_tf.models.presets import Preset
 
     num_levels = config.layer_count
     return Preset(

@@ -3,7 +3,7 @@
 The reference (podgorskiy/ALAE, ``lreq.py`` with ``use_implicit_lreq`` on, as every published
 model was trained) stores the effective weights: a layer computes with its tensor as stored,
 and the equalized learning rate lives in its optimizer. This project stores weights in unit
-scale and multiplies them at run time (``alae_tf.layers``). So each weight is divided by its
+scale and multiplies them at run time (``alae_tf.models.layers``). So each weight is divided by its
 layer's run-time scale (``gain * lr_mul / sqrt(fan_in)``), and each bias of a layer with an
 ``lr_mul`` by that multiplier. Layouts change from PyTorch's [C_out, C_in, k, k] (transposed
 convolutions: [C_in, C_out, k, k]) and [out, in] to channels-last [k, k, C_in, C_out] and

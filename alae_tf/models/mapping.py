@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from alae_tf import distribute
-from alae_tf.layers import EqualizedDense, PixelNorm
+from alae_tf.models.layers import EqualizedDense, PixelNorm
 
 
 @keras.saving.register_keras_serializable(package="alae_tf")

@@ -19,8 +19,8 @@ import math
 import keras
 from keras import ops
 
-from alae_tf.layers import EqualizedDense
-from alae_tf.style_layers import (
+from alae_tf.models.layers import EqualizedDense
+from alae_tf.models.style.layers import (
     Bias,
     Blur,
     Downsample2x,

@@ -49,7 +49,7 @@ def squared_pixel_distance(a, b):
 
 
 def feature_distance(extractor):
-    """A stand-in for LPIPS from any feature network (``alae_tf.fid.FeatureExtractor``): the
+    """A stand-in for LPIPS from any feature network (``alae_tf.metrics.fid.FeatureExtractor``): the
     squared distance between the two images' feature vectors."""
     def distance(a, b):
         fa, fb = extractor(a), extractor(b)

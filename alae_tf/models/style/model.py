@@ -3,8 +3,9 @@
 import keras
 import tensorflow as tf
 
-from alae_tf import distribute, schedule
-from alae_tf.model import ALAE
+from alae_tf import distribute
+from alae_tf.models import schedule
+from alae_tf.models.alae import ALAE
 
 
 def mix_styles(w, w_mix, crossover):

@@ -1,8 +1,8 @@
 """Primitive layers of the StyleALAE generator and encoder (podgorskiy/ALAE net.py).
 
-Convolutions use the equalized learning rate of ``alae_tf.layers``: the stored kernel is drawn
-from N(0, 1 / lr_mul^2) and scaled at run time by ``gain * lr_mul / sqrt(fan_in)``. Kernels are
-stored channels_last as [k, k, C_in, C_out], the same layout in every convolution here, so the
+Convolutions use the equalized learning rate of ``alae_tf.models.layers``: the stored kernel is
+drawn from N(0, 1 / lr_mul^2) and scaled at run time by ``gain * lr_mul / sqrt(fan_in)``. Kernels
+are stored channels_last as [k, k, C_in, C_out], the same layout in every convolution here, so the
 fused resampling convolutions and a plain 3x3 convolution can share weights.
 
 Every op on an inference path (conv2d, conv2d_transpose, depthwise_conv2d, nearest resize,
@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from alae_tf.layers import SQRT2, EqualizedDense, add_equalized_weights, scaled
+from alae_tf.models.layers import SQRT2, EqualizedDense, add_equalized_weights, scaled
 
 # [1, 2, 1] is the binomial approximation of a Gaussian; the outer product, normalised to sum
 # 1, keeps the mean intensity of an image. Symmetric, so correlation and convolution agree.

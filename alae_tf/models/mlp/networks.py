@@ -9,7 +9,7 @@ import math
 import keras
 from keras import ops
 
-from alae_tf.layers import EqualizedDense
+from alae_tf.models.layers import EqualizedDense
 
 
 @keras.saving.register_keras_serializable(package="alae_tf")

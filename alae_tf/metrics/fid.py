@@ -229,8 +229,8 @@ def inception_hub_extractor(url=INCEPTION_HUB_URL, batch_size=64):
 
 
 def digit_extractor(classifier, batch_size=256, crop=None):
-    """The 48 features of the project's digit classifier (``alae_tf.evaluation``) before its
-    softmax layer, for MNIST models. The numbers it gives are a digits-FID: they rank MNIST
+    """The 48 features of the project's digit classifier (``alae_tf.metrics.representation``) before
+    its softmax layer, for MNIST models. The numbers it gives are a digits-FID: they rank MNIST
     models but do not compare with published (Inception) FIDs."""
     import keras
 

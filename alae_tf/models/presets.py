@@ -3,12 +3,12 @@
 import dataclasses
 
 from alae_tf.data import DEFAULT_MAX_IMAGE_PIXELS
-from alae_tf.mapping import MappingD, MappingF
-from alae_tf.mlp import MLPEncoder, MLPGenerator
-from alae_tf.model import ALAE
-from alae_tf.schedule import ProgressiveSchedule
-from alae_tf.style import StyleEncoder, StyleGenerator, num_blocks
-from alae_tf.style_model import StyleALAE
+from alae_tf.models.alae import ALAE
+from alae_tf.models.mapping import MappingD, MappingF
+from alae_tf.models.mlp.networks import MLPEncoder, MLPGenerator
+from alae_tf.models.schedule import ProgressiveSchedule
+from alae_tf.models.style.model import StyleALAE
+from alae_tf.models.style.networks import StyleEncoder, StyleGenerator, num_blocks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Preset:
             ``alae-import``); this project's presets keep 1e-8, 1e-8 and column 0
             (docs/differences.md).
         ppl_crop: the part of a generated image PPL compares: "" (the whole image, or the
-            crop ``alae_tf.paper_metrics.FACE_CROPS`` gives the preset's name), "face" or
+            crop ``alae_tf.metrics.generative.FACE_CROPS`` gives the preset's name), "face" or
             "celeba" (the reference's two crops, metrics/ppl.py).
     """
 

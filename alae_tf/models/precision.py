@@ -4,7 +4,7 @@
 ``mixed_float16`` compute every layer in the 16-bit type and keep the variables in float32
 (Keras's mixed policies). Whatever the policy, the ALAE model keeps these in float32: D's
 logits, the losses, R1's input gradient and penalty, the running average w and the EMA
-weights (``alae_tf.model``).
+weights (``alae_tf.models.alae``).
 
 ``mixed_float16`` also needs loss scaling, and all of it is here: each optimizer is wrapped in
 its own ``keras.optimizers.LossScaleOptimizer`` (``with_loss_scaling``), whose scale the model

@@ -6,7 +6,8 @@ ppl.py).
   reference's sampler for FID does: with the model's style-mixing probability a batch takes a
   second w from a crossover slot drawn uniformly in [1, 2 * (level + 1)] on (one draw per batch).
 - Reconstructions: real images x of the training split against G(E(x)) of the same images.
-- PPL: ``alae_tf.ppl`` on the EMA mapping and generator, the two images of a pair sharing noise.
+- PPL: ``alae_tf.metrics.ppl`` on the EMA mapping and generator, the two images of a pair
+  sharing noise.
 
 Images reach the feature networks in [0, 1], whatever the model's pixel range.
 """
@@ -15,8 +16,8 @@ import time
 
 import numpy as np
 
-from alae_tf import fid, ppl
 from alae_tf.cli import format_duration
+from alae_tf.metrics import fid, ppl
 
 # The reference judges face models on a crop of the face (metrics/ppl.py).
 FACE_CROPS = {"ffhq1024": "face", "celeba_hq256": "face", "celeba128": "celeba"}
@@ -95,7 +96,7 @@ def noise_for(model, seeds):
     """A StyleALAE's noise maps drawn from one seed per image (None for MLP-ALAE)."""
     if not hasattr(model, "noise_shapes"):
         return None
-    from alae_tf.style_model import noise_from_seeds
+    from alae_tf.models.style.model import noise_from_seeds
 
     return noise_from_seeds(seeds, model.noise_shapes())
 
@@ -108,7 +109,7 @@ def fid_scores(model, pixel_range, real_batches, extractor, num_images, batch_si
         model: a trained ALAE at its final level.
         pixel_range: the model's pixel range.
         real_batches: iterable of real image batches in ``pixel_range`` (the training split).
-        extractor: an ``alae_tf.fid.FeatureExtractor``.
+        extractor: an ``alae_tf.metrics.fid.FeatureExtractor``.
         num_images: images per set; fewer when the real images run out (the counts used are
             returned).
         out: where progress lines go.
@@ -154,7 +155,7 @@ def ppl_scores(model, pixel_range, distance, distance_name, num_samples, crop=No
     Args:
         distance: (images_a, images_b) in [0, 1] -> [N] distances.
         distance_name: what the numbers are called.
-        crop: None, "face" or "celeba" (``alae_tf.ppl.face_crop``).
+        crop: None, "face" or "celeba" (``alae_tf.metrics.ppl.face_crop``).
 
     Returns:
         {"ppl_full", "ppl_end", "ppl_samples", "ppl_distance", "ppl_epsilon"}.

@@ -4,8 +4,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from alae_tf import distribute, losses, precision
-from alae_tf.mapping import single_style
+from alae_tf import distribute
+from alae_tf.models import losses, precision
+from alae_tf.models.mapping import single_style
 
 # The paper's names for the four networks: attributes, checkpoint keys, parameter reports.
 NETWORK_NAMES = ("mapping_f", "generator", "encoder", "mapping_d")

@@ -1,0 +1,1 @@
+"""The metrics room: MNIST representation scores, FID, PPL, LPIPS and FLOPs."""

@@ -1,0 +1,1 @@
+"""StyleALAE: the StyleGAN generator and the symmetric style encoder (paper section 4)."""

@@ -1,0 +1,1 @@
+"""The training run as a library object (what alae-train calls)."""
