@@ -15,7 +15,7 @@ import sys
 import tempfile
 import warnings
 
-from alae_tf.errors import DataError, DataWarning, TrainingDiverged, UsageError, WorkerLost
+from alae_tf.errors import AlaeError, DataWarning, TrainingDiverged, UsageError, WorkerLost
 
 LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 MAX_SEED = 2**31 - 1
@@ -150,22 +150,16 @@ def quiet_tensorflow(verbose, first_op=True):
     return True
 
 
-def format_duration(seconds, coarse=False):
-    """``42s``, ``1m20s``, ``2h05m``; ``coarse`` rounds to whole minutes from a minute on (an
-    estimate: ``9m``)."""
-    seconds = round(seconds / 60) * 60 if coarse and seconds >= 60 else round(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m" if coarse else f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def run_main(prog, body):
+def run_main(prog, body, hints=None):
     """Runs ``body()`` and turns the project's expected failures into one line and an exit code
-    (see the module docstring); checkpoints already written stay."""
+    (see the module docstring); checkpoints already written stay.
+
+    Args:
+        prog: the application's name, the line's prefix.
+        body: the application's work; returns the exit status.
+        hints: {library error class: text}: what the application adds to the library's
+            message, e.g. the flag that sets the thing the message is about.
+    """
     show_warning = warnings.showwarning
 
     def one_line(message, category, filename, lineno, file=None, line=None):
@@ -174,12 +168,13 @@ def run_main(prog, body):
         else:
             show_warning(message, category, filename, lineno, file, line)
 
-    codes = ((UsageError, 2), (DataError, 2), (TrainingDiverged, 3), (WorkerLost, 4))
+    codes = ((TrainingDiverged, 3), (WorkerLost, 4), (UsageError, 2), (AlaeError, 2))
     warnings.showwarning = one_line
     try:
         return body()
     except tuple(kind for kind, _ in codes) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        hint = next((text for kind, text in (hints or {}).items() if isinstance(e, kind)), None)
+        print(f"{prog}: error: {e}{'; ' + hint if hint else ''}", file=sys.stderr)
         return next(code for kind, code in codes if isinstance(e, kind))
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; re-run the same command to resume", file=sys.stderr)

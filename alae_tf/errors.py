@@ -1,33 +1,57 @@
-"""The project's exceptions, and the one cleaner of TensorFlow's error text.
+"""The library's exceptions, and the one cleaner of TensorFlow's error text.
 
-Every application turns these exceptions into one line and an exit status
-(``alae_tf.cli.run_main``). TensorFlow's own errors carry graph debris around the sentence a user
-needs (``{{function_node ...}}`` prefixes, ``[Op:Name]`` suffixes, ``Detected at node`` traces,
-gRPC status dictionaries, the bracketed arguments of ``tf.debugging`` assertions);
-``clean_message`` keeps the sentence. This module imports nothing heavy, so that applications
-that never load TensorFlow (``alae-demo``) can use it.
-"""
+The library raises these (never the command-line kit's ``UsageError``); every application turns
+them into one line and an exit status (``alae_tf.cli.run_main``). TensorFlow's own errors carry
+graph debris around the sentence a user needs (``{{function_node ...}}`` prefixes, ``[Op:Name]``
+suffixes, ``Detected at node`` traces, gRPC status dictionaries, the bracketed arguments of
+``tf.debugging`` assertions); ``clean_message`` keeps the sentence. This module imports nothing
+heavy, so that applications that never load TensorFlow (``alae-demo``) can use it."""
 
 import re
 
 
 class UsageError(Exception):
-    """A bad flag value or a run directory that cannot be used; exit status 2."""
+    """A bad flag value; exit status 2. Raised by the applications only (it moves to
+    ``alae_tf.cli`` once no library module raises it)."""
 
 
-class DataError(ValueError):
+class AlaeError(Exception):
+    """Base of the library's errors. ``str(e)`` is one line about the thing (a file, a run, a
+    setting) and what to do about it, never about a command-line flag: the applications map
+    each kind to an exit status and add the flag that sets the thing (``alae_tf.cli``)."""
+
+
+class ConfigError(AlaeError, ValueError):
+    """A preset, a config file or a run setting whose values cannot be used."""
+
+
+class CheckpointError(AlaeError):
+    """A checkpoint file that cannot be read, is damaged, or does not fit the model."""
+
+
+class RunDirError(AlaeError):
+    """A run directory that cannot be used as asked: it holds another run, is trained past the
+    requested epoch, or cannot be written."""
+
+
+class DataError(AlaeError, ValueError):
     """Bad data or data settings. ``str(e)`` is one line naming the problem and what to do."""
+
+
+class MetricError(AlaeError, ValueError):
+    """A metric that cannot be computed as asked: an unusable feature network or LPIPS file,
+    too few images."""
 
 
 class DataWarning(UserWarning):
     """Files of a data source that were skipped. ``str(w.message)`` is one line."""
 
 
-class TrainingDiverged(Exception):
+class TrainingDiverged(AlaeError):
     """Training met a non-finite loss and stopped without saving; exit status 3."""
 
 
-class WorkerLost(Exception):
+class WorkerLost(AlaeError):
     """A multi-worker run lost contact with another worker; exit status 4."""
 
 

@@ -1,9 +1,12 @@
-"""Image grids and PNG files: the uint8 edge of the library.
+"""Pixels: the one owner of the pixel range, and image grids and PNG files.
 
-Networks produce float images in the data range ([0, 1] for MNIST, [-1, 1] for the
-StyleALAE datasets); everything here converts at the edge and leaves the tensors alone.
+Networks produce float images in their model's pixel range ([0, 1] for MNIST, [-1, 1] for the
+StyleALAE datasets). ``PixelRange`` is the one conversion between that range, [0, 1] units and
+uint8, used by the data pipeline, sampling, metrics and export; it works on NumPy arrays and on
+TensorFlow tensors alike (a tensor in, a tensor out).
 """
 
+import dataclasses
 import os
 import pathlib
 import uuid
@@ -12,23 +15,87 @@ import numpy as np
 from PIL import Image
 
 
-def to_uint8(images, pixel_range=(0.0, 1.0)):
-    """Maps float images linearly from ``pixel_range`` to 0..255, clipping what falls outside.
+def _is_tensor(x):
+    return type(x).__module__.startswith(("tensorflow", "keras"))
 
-    uint8 = round(clip((x - low) / (high - low), 0, 1) * 255)
+
+@dataclasses.dataclass(frozen=True)
+class PixelRange:
+    """The float range ``[low, high]`` a model's images live in: uint8 0 and 255, and units 0
+    and 1, land exactly on ``low`` and ``high``.
+
+    Args:
+        low: the value of black (uint8 0).
+        high: the value of white (uint8 255).
+    """
+
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "low", float(self.low))
+        object.__setattr__(self, "high", float(self.high))
+        if not self.high > self.low:
+            raise ValueError(f"pixel_range must be increasing, got {(self.low, self.high)}")
+
+    @classmethod
+    def of(cls, thing):
+        """The range of ``thing``: a ``PixelRange``, a ``(low, high)`` pair, or anything with a
+        ``pixel_range`` attribute (a model, a preset)."""
+        if isinstance(thing, PixelRange):
+            return thing
+        thing = getattr(thing, "pixel_range", thing)
+        return thing if isinstance(thing, PixelRange) else cls(*thing)
+
+    def __iter__(self):  # unpacks as (low, high)
+        return iter((self.low, self.high))
+
+    def to_unit(self, images):
+        """Images in this range -> [0, 1], clipped (as a saved image would be)."""
+        unit = (images - self.low) / (self.high - self.low)
+        if _is_tensor(images):
+            import tensorflow as tf
+
+            return tf.clip_by_value(unit, 0.0, 1.0)
+        return np.clip(np.asarray(unit, dtype=np.float32), 0.0, 1.0)
+
+    def from_unit(self, unit):
+        """[0, 1] images (not clipped) -> this range."""
+        return self.low + (self.high - self.low) * unit
+
+    def to_uint8(self, images):
+        """Images in this range -> uint8, ``round(clip((x - low) / (high - low), 0, 1) * 255)``."""
+        if _is_tensor(images):
+            import tensorflow as tf
+
+            return tf.cast(tf.round(self.to_unit(images) * 255.0), tf.uint8)
+        unit = self.to_unit(np.asarray(images, dtype=np.float32))
+        return np.rint(unit * 255.0).astype(np.uint8)
+
+    def from_uint8(self, images):
+        """uint8 (or uint8-valued float) images -> this range; x / 255 first, so that 0 and 255
+        land exactly on ``low`` and ``high``."""
+        if _is_tensor(images):
+            import tensorflow as tf
+
+            images = tf.cast(images, tf.float32)
+        else:
+            images = np.asarray(images, dtype=np.float32)
+        return images / 255.0 * (self.high - self.low) + self.low
+
+
+def to_uint8(images, pixel_range=(0.0, 1.0)):
+    """Maps float images linearly from ``pixel_range`` to 0..255, clipping what falls outside
+    (``PixelRange.to_uint8``).
 
     Args:
         images: float array of any shape, e.g. ``[N, H, W, C]``.
-        pixel_range: ``(low, high)``, the values that become 0 and 255.
+        pixel_range: ``(low, high)``, the values that become 0 and 255, or a ``PixelRange``.
 
     Returns:
         A uint8 array of the same shape.
     """
-    low, high = (float(v) for v in pixel_range)
-    if not high > low:
-        raise ValueError(f"pixel_range must be increasing, got {pixel_range}")
-    unit = np.clip((np.asarray(images, dtype=np.float32) - low) / (high - low), 0.0, 1.0)
-    return np.rint(unit * 255.0).astype(np.uint8)
+    return PixelRange.of(pixel_range).to_uint8(np.asarray(images, dtype=np.float32))
 
 
 def make_grid(images, *, ncols, pixel_range=(0.0, 1.0), padding=2, pad_value=0):

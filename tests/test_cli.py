@@ -15,7 +15,7 @@ import pytest
 from conftest import BIN
 from PIL import Image
 
-from alae_tf import cli
+from alae_tf import progress as progress_lines
 from alae_tf.training import evaluate, sample, train
 
 TINY = ["--batch-size", "16", "--steps-per-epoch", "3", "--grid-every", "1", "--verbose", "2"]
@@ -135,7 +135,7 @@ def test_overall_progress_is_epoch_k_of_n_with_the_time_left_across_levels(capsy
     assert lines[11] == "epoch 12/150, 1m20s elapsed, about 15m left"
     assert lines[12] == "epoch 13/150, 1m40s elapsed, about 46m left"
     assert lines[-1] == "epoch 150/150, 2m14s elapsed"
-    assert cli.format_duration(3 * 3600 + 125) == "3h02m"
+    assert progress_lines.format_duration(3 * 3600 + 125) == "3h02m"
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from alae_tf import images
-from alae_tf.cli import format_duration
+from alae_tf.progress import format_duration
 
 
 class NonFiniteGuard(keras.callbacks.Callback):

@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from alae_tf.cli import format_duration
 from alae_tf.metrics import fid, ppl
+from alae_tf.progress import format_duration
 
 # The reference judges face models on a crop of the face (metrics/ppl.py).
 FACE_CROPS = {"ffhq1024": "face", "celeba_hq256": "face", "celeba128": "celeba"}
