@@ -39,14 +39,17 @@ train: setup
 	$(BIN)/alae-eval $(RUN_DIR)
 	$(BIN)/alae-sample $(RUN_DIR)
 
-# The whole suite, what CI runs; it lists the 25 slowest tests at the end.
+# The whole suite, what CI runs, in LANES parallel lanes (pytest-xdist; tests/conftest.py says
+# which tests share a lane); it lists the 25 slowest tests at the end. LANES=0 runs it in this
+# process alone.
+LANES ?= 2
 test: setup chromium
-	$(BIN)/pytest -q --durations=25
+	$(BIN)/pytest -q -n $(LANES) --dist loadgroup --durations=25
 
 # The edit-test tier: everything but the tests marked slow (end-to-end runs, browsers,
 # several processes).
 test-fast: setup chromium
-	$(BIN)/pytest -q -m "not slow" --durations=10
+	$(BIN)/pytest -q -n $(LANES) --dist loadgroup -m "not slow" --durations=10
 
 # The in-browser demo on http://127.0.0.1:8080/ (the encoder and generator run in the browser).
 demo: setup

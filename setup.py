@@ -50,7 +50,8 @@ setup(
         "export": ["tensorflowjs==4.22.0", "tensorflow-decision-forests==1.12.0", "ydf==0.11.0"],
         # gRPC PredictRequest/PredictResponse protos (TF Serving's client package).
         "serve": ["tensorflow-serving-api>=2.19,<2.20"],
-        "dev": ["pytest>=8", "ruff>=0.6", "tensorflow-serving-api>=2.19,<2.20"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.6", "ruff>=0.6",
+                "tensorflow-serving-api>=2.19,<2.20"],
     },
     entry_points={
         "console_scripts": [

@@ -1,53 +1,42 @@
-"""Test session set-up: quiet TF logs, and two logical CPU devices for tf.distribute tests.
+"""Test session set-up: quiet TF logs, two logical CPU devices for tf.distribute tests, and the
+lanes of a parallel run.
 
-Logical devices must be configured before TensorFlow initialises its runtime, so this runs at
-import time, before any test module touches TensorFlow.
+Logical devices and thread counts must be configured before TensorFlow initialises its
+runtime, so this runs at import time, before any test module touches TensorFlow.
+
+``make test`` runs the suite in two lanes (pytest-xdist, ``-n 2 --dist loadgroup``). Each lane
+is one process with one TensorFlow thread (and so are the processes its tests start): two
+lanes of two spinning threads each on two cores slow each other down many times over. The
+tests that share a session fixture run in one lane (``LANE_GROUPS``), so it is built once; the
+tests of one file stay together, so module fixtures are built once too; and the groups start
+longest first, so that neither lane is left with a long tail.
 """
 
 import atexit
 import os
 import shutil
-import sys
 import tempfile
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _threads in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(_threads, "1")
 # Folder image checks are cached (alae_tf.data); tests and the CLIs they start keep theirs
 # out of the user's ~/.cache.
 os.environ["ALAE_TF_CACHE_DIR"] = tempfile.mkdtemp(prefix="alae_tf_cache_")
 atexit.register(shutil.rmtree, os.environ["ALAE_TF_CACHE_DIR"], ignore_errors=True)
 
-import keras  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-# The console scripts of the environment under test (the venv running pytest).
-BIN = Path(sys.executable).parent
+from helpers.models import tiny_model  # noqa: E402
 
 # Session-scoped runs and exports shared across test files.
-pytest_plugins = ["shared_fixtures"]
+pytest_plugins = ["helpers.fixtures"]
 
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
-
-
-def tiny_model(seed=0, image_shape=(8, 8, 1), latent_dim=8, **alae_kwargs):
-    """A small MLP-ALAE (8x8 images, 16-unit hidden layers) for fast tests."""
-    from alae_tf.models.alae import ALAE
-    from alae_tf.models.mapping import MappingD, MappingF
-    from alae_tf.models.mlp.networks import MLPEncoder, MLPGenerator
-
-    keras.utils.set_random_seed(seed)
-    return ALAE(
-        mapping_f=MappingF(latent_dim, 2, name="mapping_f"),
-        generator=MLPGenerator(latent_dim, image_shape, (16, 16), name="generator"),
-        encoder=MLPEncoder(latent_dim, image_shape, (16, 16), name="encoder"),
-        mapping_d=MappingD(latent_dim, 3, name="mapping_d"),
-        seed=seed,
-        **alae_kwargs,
-    )
 
 
 @pytest.fixture
@@ -65,3 +54,25 @@ def two_replica_strategy():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
     return strategy
+
+
+# Session fixtures whose users share a lane: {fixture: lane group}. The TF.js exports feed the
+# Node and browser tests; the SavedModel runs feed the export, serving and TF.js tests.
+LANE_GROUPS = {"exported": "exports", "exports": "exports"}
+# Groups (a LANE_GROUPS value or a test file's name) that take longest, started first.
+LONGEST_FIRST = ("exports", "test_cli.py", "test_multi_worker.py", "test_faults.py",
+                 "test_recipe.py", "test_paper_metrics.py", "test_fid.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Gives every test its lane group (``LANE_GROUPS``, else its file) and orders the groups
+    longest first; pytest-xdist's loadgroup keeps a group in one lane."""
+    def group(item):
+        shared = [LANE_GROUPS[name] for name in item.fixturenames if name in LANE_GROUPS]
+        return shared[0] if shared else item.path.name
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(group(item), len(rank)))  # stable within a group

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import BIN
+from helpers import BIN
 from PIL import Image
 
 from alae_tf import progress as progress_lines

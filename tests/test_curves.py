@@ -91,7 +91,7 @@ def test_all_checkpoints_are_kept_recorded_and_scored(tmp_path, capsys):
 
 
 def test_all_checkpoints_refuses_runs_it_cannot_score(tmp_path, capsys):
-    from run_helpers import make_run
+    from helpers.runs import make_run
 
     from alae_tf.models.presets import get_preset
     from alae_tf.runs import RunSettings, record_config

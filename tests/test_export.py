@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import BIN
+from helpers import BIN
 
 from alae_tf.export import cli as export_cli
 from alae_tf.export.rest import PredictError, ServedModel

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import BIN
+from helpers import BIN
+from helpers.runs import make_run
 from PIL import Image
-from run_helpers import make_run
 
 import alae_tf.data as data_module
 from alae_tf.cli import UsageError

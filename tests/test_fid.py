@@ -222,7 +222,7 @@ def test_lpips_equals_the_lpips_package_on_the_same_weights(tmp_path):
     import json
     from pathlib import Path
 
-    from lpips_weights import random_lpips_weights, reference_inputs
+    from helpers.lpips import random_lpips_weights, reference_inputs
 
     from alae_tf.metrics.lpips import LPIPS
 
@@ -237,7 +237,7 @@ def test_lpips_equals_the_lpips_package_on_the_same_weights(tmp_path):
 
 
 def test_lpips_files_that_do_not_fit_are_one_line(tmp_path):
-    from lpips_weights import random_lpips_weights
+    from helpers.lpips import random_lpips_weights
 
     from alae_tf.metrics.lpips import LPIPS
 

@@ -3,7 +3,7 @@ SavedModel answers every signature as Keras does, alae-sample writes its grids a
 --fid scores it. (Its TF.js export runs in test_tfjs.py and in the page in test_web_demo.py:
 it is the "style128" entry of the shared ``exported`` fixture.)
 
-The run is the session's ``imported_run`` (tests/shared_fixtures.py): the 128 px RGB fixture of
+The run is the session's ``imported_run`` (tests/helpers/fixtures.py): the 128 px RGB fixture of
 tests/data/reference/style128 imported with the defaults, so its data source is absent; the
 real images come from a folder of generated pictures given with --dataset.
 """

@@ -5,7 +5,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from layer_checks import check_config_round_trip, check_layer
+from helpers.layers import check_config_round_trip, check_layer
 
 from alae_tf.models.layers import EqualizedDense, PixelNorm
 from alae_tf.models.mapping import MappingD, MappingF

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import BIN
+from helpers import BIN
 
 from alae_tf.distribute import ClusterError, cluster_from_tf_config, is_chief_task
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch_writer
+from helpers import torch_writer
 
 from alae_tf.official.torch_file import Foreign, TorchFileError, read_torch_file
 from alae_tf.runs import load_trained_model

@@ -4,7 +4,7 @@ mixing as the reference samples for FID, progress output."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_model
+from helpers.models import tiny_model
 from test_style_model import tiny_style_model
 
 from alae_tf.metrics import fid, generative
@@ -85,7 +85,7 @@ def test_to_unit_range_clips_like_a_saved_image():
 
 @pytest.mark.slow
 def test_digits_fid_ranks_real_digits_then_a_trained_model_then_an_untrained_one(tmp_path):
-    from run_helpers import make_run
+    from helpers.runs import make_run
 
     from alae_tf.data import load_embedded_mnist
     from alae_tf.metrics import representation

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import BIN
+from helpers import BIN
 
 from alae_tf import cli
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from layer_checks import check_config_round_trip, check_layer
+from helpers.layers import check_config_round_trip, check_layer
 
 from alae_tf.models.style.layers import (
     Blur,

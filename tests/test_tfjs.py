@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shared_fixtures import TFJS_KEYS
-from tfjs_helpers import WEB_DEMO, graph_inputs, reference_outputs, run_in_node
+from helpers.fixtures import TFJS_KEYS
+from helpers.tfjs import WEB_DEMO, graph_inputs, reference_outputs, run_in_node
 
 from alae_tf.data import load_embedded_mnist
 from alae_tf.export import cli as export_cli

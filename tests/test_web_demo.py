@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BIN
+from helpers import BIN
+from helpers.tfjs import WEB_DEMO, node, run_in_node
 from PIL import Image
-from tfjs_helpers import WEB_DEMO, node, run_in_node
 
 from alae_tf.data import load_embedded_mnist
 from alae_tf.web_demo.server import build_parser, main, make_server

@@ -6,18 +6,18 @@ Tests that change what they get copy it first (``shutil.copytree``).
 from pathlib import Path
 
 import pytest
-from run_helpers import make_run
-from tfjs_helpers import full_resolution_model
 
 from alae_tf.export import cli as export_cli
 from alae_tf.export.tfjs import export_tfjs
 from alae_tf.runs import load_trained_model
 from alae_tf.training import import_official
+from helpers.runs import make_run
+from helpers.tfjs import full_resolution_model
 
 # A 128 px RGB StyleALAE with tiny widths, checkpoint and config written by the authors' code
 # (tests/data/reference/README.md): the smallest size with the fused stride-2 (transposed)
 # convolutions, which the 32 px models lack.
-OFFICIAL_128 = Path(__file__).resolve().parent / "data" / "reference" / "style128"
+OFFICIAL_128 = Path(__file__).resolve().parents[1] / "data" / "reference" / "style128"
 # Full-resolution models whose graphs cover every op the exports use: the MLP; the 32 px
 # StyleALAE (nearest-upsampling broadcasts, blur, instance statistics, noise); the imported
 # 128 px one ("style128", made by the ``imported_run`` fixture).

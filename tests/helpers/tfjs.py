@@ -13,7 +13,7 @@ import tensorflow as tf
 from alae_tf.export.tfjs import BrowserSignatures
 from alae_tf.models.presets import build_model, get_preset
 
-WEB_DEMO = Path(__file__).resolve().parent.parent / "web_demo"
+WEB_DEMO = Path(__file__).resolve().parents[2] / "web_demo"
 RUN_EXPORT = WEB_DEMO / "tools" / "run_export.mjs"
 
 
