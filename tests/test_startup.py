@@ -53,7 +53,6 @@ def _run(args, **env):
                           env={**environ, **env})
 
 
-@pytest.mark.slow
 def test_importing_the_library_and_the_demo_changes_nothing():
     """No environment change, no TensorFlow, no descriptor games: importing alae_tf and the
     demo server (which never needs TensorFlow) leaves the process as it was."""

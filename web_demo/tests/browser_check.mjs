@@ -41,18 +41,24 @@ if (!fs.existsSync(executablePath)) {
 }
 fs.mkdirSync(out, {recursive: true});
 
-/** The canvas's RGBA pixels, read in the page. */
+/**
+ * The canvas's RGBA pixels, kept in the page (a handle): copying a grid's pixels out through
+ * the DevTools protocol takes seconds, comparing them in the page milliseconds.
+ */
 async function canvasPixels(page, id) {
-  return page.evaluate((canvasId) => {
+  return page.evaluateHandle((canvasId) => {
     const c = document.getElementById(canvasId);
-    return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+    return c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   }, id);
 }
 
-function meanAbsDiff(a, b) {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
-  return sum / a.length;
+/** Mean |a - b| over the pixels of two ``canvasPixels`` handles, computed in the page. */
+async function meanAbsDiff(page, a, b) {
+  return page.evaluate(([x, y]) => {
+    let sum = 0;
+    for (let i = 0; i < x.length; i++) sum += Math.abs(x[i] - y[i]);
+    return sum / x.length;
+  }, [a, b]);
 }
 
 /**
@@ -160,7 +166,8 @@ async function chooseBadFile(page, result) {
     message: after.message,
     visible: await page.locator('#message').isVisible(),
     reconstructions: after.count - countBefore,
-    canvas_change: meanAbsDiff(reconBefore, await canvasPixels(page, 'reconstruction')),
+    canvas_change: await meanAbsDiff(page, reconBefore,
+                                   await canvasPixels(page, 'reconstruction')),
   };
 }
 
@@ -174,11 +181,12 @@ async function moveSliders(page, result, shot) {
   for (const [id, view, from, to] of sliders) {
     const a = await setRange(page, id, from, view);
     const b = await setRange(page, id, to, view);
-    result.sliders[id] = meanAbsDiff(a, b);
+    result.sliders[id] = await meanAbsDiff(page, a, b);
     await shot(id === 'crossover' ? 'crossover_max' : `${id}_${to}`);
     if (id === 'crossover') {  // a real mix differs from both pure ends
       const mid = await setRange(page, id, Math.round((from + to) / 2), view);
-      result.sliders.crossover_mid = Math.min(meanAbsDiff(a, mid), meanAbsDiff(b, mid));
+      result.sliders.crossover_mid = Math.min(await meanAbsDiff(page, a, mid),
+                                              await meanAbsDiff(page, b, mid));
       await shot('crossover_mid');
     }
   }
@@ -212,11 +220,16 @@ async function checkBackend(browser, model, backend) {
     if (m.type() === 'error') consoleErrors.push(m.text());
   });
   page.on('pageerror', (e) => pageErrors.push(String(e)));
-  const result = {model, backend};
+  const result = {model, backend, stage_ms: {}};
+  let last = Date.now();
   const shot = async (state) => {
+    result.stage_ms[state] = Date.now() - last;  // what led to this state
     const file = path.join(out, `${model}_${backend}_${state}.png`);
+    const before = Date.now();
     await page.screenshot({path: file, fullPage: true});
+    result.stage_ms.screenshots = (result.stage_ms.screenshots || 0) + Date.now() - before;
     (result.screenshots ||= []).push(file);
+    last = Date.now();
   };
   try {
     Object.assign(result, await openPage(page, model, backend));
