@@ -66,12 +66,16 @@ class StyleALAE(ALAE):
         encoder: a ``StyleEncoder``.
         mapping_d: a ``MappingD``.
         style_mixing_prob: probability that a generated batch mixes two w (0.9).
-        **kwargs: the ``ALAE`` arguments (r1_gamma, ema_half_life, seed, name).
+        **kwargs: the ``ALAE`` arguments (r1_gamma, ema_half_life, seed, pixel_range
+            (default (-1, 1)), name).
 
     Reference: ALAE paper section 5; podgorskiy/ALAE model.py (``Model.generate``), net.py
     (``Generator``, ``EncoderDefault``) and lod_driver.py (``LODDriver``); Karras et al. 2019
     (style mixing).
     """
+
+    grows = True
+    default_pixel_range = (-1.0, 1.0)
 
     def __init__(self, mapping_f, generator, encoder, mapping_d, style_mixing_prob=0.9,
                  **kwargs):
@@ -106,10 +110,6 @@ class StyleALAE(ALAE):
         return [*super().metrics, self.alpha_tracker]
 
     # ------------------------------------------------------------------ levels of detail
-
-    @property
-    def num_styles(self):
-        return self.generator.num_styles
 
     @property
     def max_level(self):
@@ -156,6 +156,7 @@ class StyleALAE(ALAE):
         self.sync_level()
 
     def alpha(self):
+        """Fade-in weight of the current level's newest block (1: no fade)."""
         return schedule.fade_in_alpha(self.step, self.fade_start, self.fade_steps)
 
     def images_at_level(self, x, fade=False):
