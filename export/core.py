@@ -122,10 +122,8 @@ class Networks:
     def images_in(self, images):
         """uint8 [0, 255] or float [0, 1] images (floats clipped) -> the model's pixel range."""
         if images.dtype == tf.uint8:
-            unit = tf.cast(images, tf.float32) / 255.0
-        else:
-            unit = tf.clip_by_value(images, 0.0, 1.0)
-        return self.pixels.from_unit(unit)
+            return self.pixels.from_uint8(images)
+        return self.pixels.from_unit(tf.clip_by_value(images, 0.0, 1.0))
 
     def images_out(self, x, dtype):
         """The model's pixel range -> [0, 1] float32 or [0, 255] uint8 images."""
