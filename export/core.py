@@ -17,9 +17,11 @@ import shutil
 import keras
 import tensorflow as tf
 
+from alae_tf.images import PixelRange
+from alae_tf.models.families import family_of
 from alae_tf.models.layers import EqualizedDense, fold_equalized_scales
 from alae_tf.models.style.layers import EqualizedConv2D, FusedDownsampleConv2D, FusedUpsampleConv2D
-from alae_tf.models.style.model import StyleALAE, noise_from_seeds
+from alae_tf.models.style.model import noise_from_seeds
 
 EQUALIZED_LAYERS = (EqualizedDense, EqualizedConv2D, FusedUpsampleConv2D, FusedDownsampleConv2D)
 
@@ -32,8 +34,11 @@ def resolution_shortfall(model):
     """Why ``model`` is not at its full resolution with the fade-in finished, or None.
 
     The reason is a phrase that fits after the model's name: "is at level of detail 2 of 3
-    (16 px)" or "stopped in the middle of a fade-in (alpha 0.250)".
+    (16 px)" or "stopped in the middle of a fade-in (alpha 0.250)". A model of a family that
+    does not grow is always at its full resolution.
     """
+    if not family_of(model).progressive:
+        return None
     if model.level != model.max_level:
         return (f"is at level of detail {model.level} of {model.max_level} "
                 f"({model.level_resolution} px)")
@@ -68,7 +73,7 @@ def model_facts(model, preset):
         "resolution": model.image_shape[0],
         "channels": model.image_shape[2],
         "latent_dim": model.latent_dim,
-        "num_styles": model.num_styles if isinstance(model, StyleALAE) else 0,
+        "num_styles": model.num_styles,
     }
 
 
@@ -93,42 +98,42 @@ class Networks:
     """Folded copies of one model's EMA networks and the conversions every export applies.
 
     The exports' images are in [0, 1] (float) or [0, 255] (uint8); the networks work in the
-    preset's pixel range. The format modules build their signature functions on these.
+    model's pixel range. What the family's models take (one w per style slot, noise inputs)
+    comes from its ``Family`` record. The format modules build their signature functions on
+    these.
 
     Args:
         model: an ALAE or StyleALAE at full resolution.
-        pixel_range: the preset's (low, high) pixel range.
     """
 
-    def __init__(self, model, pixel_range):
+    def __init__(self, model):
+        family = family_of(model)
         self.mapping_f = inference_copy(model.mapping_f_ema)
         self.generator = inference_copy(model.generator_ema)
         self.encoder = inference_copy(model.encoder_ema)
-        self.styled = isinstance(model, StyleALAE)
-        self.noise_shapes = model.generator.noise_shapes() if self.styled else []
-        self.num_styles = model.num_styles if self.styled else 0
+        self.num_styles = model.num_styles
+        self.styled = self.num_styles > 0  # w per style slot: [N, slots, latent]
+        self.noise_inputs = family.noise_inputs
+        self.noise_shapes = model.generator.noise_shapes() if self.noise_inputs else []
         self.latent_dim = model.latent_dim
         self.image_shape = tuple(model.image_shape)
-        self.low, self.high = (float(v) for v in pixel_range)
+        self.pixels = PixelRange.of(model)
 
     def images_in(self, images):
         """uint8 [0, 255] or float [0, 1] images (floats clipped) -> the model's pixel range."""
         if images.dtype == tf.uint8:
-            unit = tf.cast(images, tf.float32) / 255.0
-        else:
-            unit = tf.clip_by_value(images, 0.0, 1.0)
-        return self.low + (self.high - self.low) * unit
+            return self.pixels.from_uint8(images)
+        return self.pixels.from_unit(tf.clip_by_value(images, 0.0, 1.0))
 
     def images_out(self, x, dtype):
         """The model's pixel range -> [0, 1] float32 or [0, 255] uint8 images."""
-        unit = tf.clip_by_value((x - self.low) / (self.high - self.low), 0.0, 1.0)
         if dtype == tf.uint8:
-            return tf.cast(tf.round(unit * 255.0), tf.uint8)
-        return unit
+            return self.pixels.to_uint8(x)
+        return self.pixels.to_unit(x)
 
     def run_generator(self, w, seeds=None, noise=None):
         """G(w); StyleALAE's noise comes from ``seeds`` [N] or is given as ``noise`` (a list)."""
-        if not self.styled:
+        if not self.noise_inputs:
             return self.generator(w)
         if noise is None:
             noise = noise_from_seeds(seeds, self.noise_shapes)

@@ -87,7 +87,6 @@ class ServingSignatures(Networks):
 
     Args:
         model: an ALAE or StyleALAE at full resolution.
-        pixel_range: the preset's (low, high) pixel range.
     """
 
     def images_in(self, images):
@@ -208,7 +207,7 @@ def export_saved_model(model, preset, path, overwrite=False):
     """
     check_exportable(model)
     check_destination(path, overwrite, "--version")
-    signatures = ServingSignatures(model, preset.pixel_range)
+    signatures = ServingSignatures(model)
     metadata = json.dumps(describe(model, preset, signatures), indent=2, sort_keys=True)
     describe_fn = tf.function(lambda: {"json": tf.constant(metadata)})
     describe_fn()  # traced: an endpoint without inputs needs no input_signature then

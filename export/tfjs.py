@@ -67,11 +67,10 @@ class BrowserSignatures(Networks):
 
     Args:
         model: an ALAE or StyleALAE at full resolution.
-        pixel_range: the preset's (low, high) pixel range.
     """
 
-    def __init__(self, model, pixel_range):
-        super().__init__(model, pixel_range)
+    def __init__(self, model):
+        super().__init__(model)
         self.noise_size = sum(h * w for h, w in self.noise_shapes)
 
     def split_noise(self, noise):
@@ -293,7 +292,7 @@ def export_tfjs(model, preset, path, quantize=None, overwrite=False, scores=None
         raise ExportError(f"unknown quantization {quantize!r}: pick one of "
                           f"{', '.join(QUANTIZATIONS)}")
     check_destination(path, overwrite, "--name")
-    signatures = BrowserSignatures(model, preset.pixel_range)
+    signatures = BrowserSignatures(model)
     with written_atomically(path) as tmp:
         manifest = {
             "format": FORMAT,

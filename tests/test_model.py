@@ -265,3 +265,41 @@ def test_alae_tf_load_model_needs_nothing_else(make_tiny_model, tmp_path):
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[-2:] == ["ALAE", "8"]
+
+
+def test_the_model_carries_its_pixel_range(make_tiny_model, tmp_path):
+    from alae_tf.images import PixelRange
+
+    model = ALAE.from_config({**make_tiny_model().get_config(), "pixel_range": [-1.0, 1.0]})
+    assert model.pixel_range == PixelRange(-1.0, 1.0)
+    path = str(tmp_path / "range.keras")
+    model.save(path)
+    assert keras.saving.load_model(path).pixel_range == PixelRange(-1.0, 1.0)
+    # A model saved before the range was recorded loads with its family's, (0, 1).
+    config = make_tiny_model().get_config()
+    del config["pixel_range"]
+    assert ALAE.from_config(config).pixel_range == PixelRange(0.0, 1.0)
+
+
+def test_every_family_is_one_registry_entry():
+    import dataclasses
+
+    from alae_tf.errors import ConfigError
+    from alae_tf.models import FAMILIES, Preset, build_model, family_of, get_family, get_preset
+
+    common = {f.name for f in dataclasses.fields(Preset)}
+    owned = [name for family in FAMILIES.values() for name in family.preset_fields]
+    assert len(owned) == len(set(owned)) and set(owned) <= common  # one owner per field
+    for name in ("mnist_mlp", "mnist_style_small"):
+        preset = get_preset(name, latent_dim=8, hidden_units=(16,), startf=8, maxf=8,
+                            resolution=8 if name.endswith("small") else 28)
+        family = get_family(preset.family)
+        model = build_model(preset)
+        assert type(model) is family.model_class and family_of(model) is family
+        assert tuple(model.pixel_range) == tuple(preset.pixel_range) == tuple(family.pixel_range)
+        assert preset.progressive == family.progressive == model.grows
+    assert not FAMILIES["mlp"].noise_inputs and FAMILIES["style"].style_mixing
+    with pytest.raises(ConfigError, match="unknown network family 'gan'"):
+        build_model(get_preset("mnist_mlp", family="gan"))
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        get_preset("nope")

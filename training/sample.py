@@ -56,9 +56,10 @@ def sample(args):
 
     from alae_tf import images
 
+    pixels = model.pixel_range
     z = tf.random.stateless_normal((args.num, model.latent_dim), seed=(args.seed, 1))
     samples = np.asarray(model.generate(z, truncation_psi=args.truncation_psi))
-    grids = {"samples": images.make_grid(samples, ncols=8, pixel_range=preset.pixel_range)}
+    grids = {"samples": images.make_grid(samples, ncols=8, pixel_range=pixels)}
     real = _real_images(args, preset)
     if real is None:
         _save(grids, out_dir)
@@ -70,13 +71,11 @@ def sample(args):
     pairs = real[:16].reshape(8, 2, *real.shape[1:])
     lines = np.asarray(model.interpolate(pairs[:, 0], pairs[:, 1], args.interpolation_steps))
     grids["reconstructions"] = images.make_grid(images.side_by_side(real, reconstructions),
-                                                ncols=8, pixel_range=preset.pixel_range)
+                                                ncols=8, pixel_range=pixels)
     grids["interpolations"] = images.make_grid(lines.reshape(-1, *real.shape[1:]),
-                                               ncols=args.interpolation_steps,
-                                               pixel_range=preset.pixel_range)
+                                               ncols=args.interpolation_steps, pixel_range=pixels)
     if args.mix:
-        grids["mixing"] = _mixing_grid(model, real[:6], real[6:12], args.mix_crossover,
-                                       preset.pixel_range)
+        grids["mixing"] = _mixing_grid(model, real[:6], real[6:12], args.mix_crossover)
     if args.direction:
         grids["direction"] = _direction_grid(model, preset, real[:8], *args.direction)
     _save(grids, out_dir)
@@ -111,7 +110,7 @@ def _save(grids, out_dir):
         print(f"wrote {path} ({grid.shape[1]}x{grid.shape[0]})")
 
 
-def _mixing_grid(model, coarse, fine, crossover, pixel_range):
+def _mixing_grid(model, coarse, fine, crossover):
     """Row i, column j: G(coarse slots of E(coarse_i), fine slots of E(fine_j)).
 
     The first row shows the fine-style sources, the first column the coarse-style sources.
@@ -120,9 +119,9 @@ def _mixing_grid(model, coarse, fine, crossover, pixel_range):
     import tensorflow as tf
 
     from alae_tf import images
-    from alae_tf.models.style.model import StyleALAE
+    from alae_tf.models.families import family_of
 
-    if not isinstance(model, StyleALAE):
+    if not family_of(model).style_mixing:
         raise UsageError("--mix needs a StyleALAE model (one w per style slot)")
     num_styles = model.num_styles
     if not 1 <= crossover < num_styles:
@@ -133,14 +132,15 @@ def _mixing_grid(model, coarse, fine, crossover, pixel_range):
     n_coarse, n_fine = w.shape[0], w.shape[1]
     mixed = np.asarray(model.decode(tf.reshape(w, (-1, num_styles, model.latent_dim))))
     mixed = mixed.reshape(n_coarse, n_fine, *mixed.shape[1:])
-    blank = np.full_like(np.asarray(coarse[:1]), pixel_range[0])
+    blank = np.full_like(np.asarray(coarse[:1]), model.pixel_range.low)
     rows = [np.concatenate([blank, np.asarray(fine)])]
     rows += [np.concatenate([np.asarray(coarse[i:i + 1]), mixed[i]]) for i in range(n_coarse)]
-    return images.make_grid(np.concatenate(rows), ncols=n_fine + 1, pixel_range=pixel_range)
+    return images.make_grid(np.concatenate(rows), ncols=n_fine + 1, pixel_range=model.pixel_range)
 
 
 def _image_set(spec, preset, model, limit=256):
-    """Real images of a labelled set: 'mnist:DIGIT' or 'folder:PATH', at the model's level."""
+    """Real images of a labelled set: 'mnist:DIGIT' or 'folder:PATH', in the model's pixel
+    range, at its level; ``preset`` gives the data geometry."""
     import numpy as np
 
     from alae_tf.data import load_embedded_mnist, make_dataset
@@ -152,15 +152,13 @@ def _image_set(spec, preset, model, limit=256):
         if preset.channels != 1 or preset.resolution not in (28, 32):
             raise UsageError(f"--direction set {spec!r} needs an MNIST model")
         digits, labels = load_embedded_mnist("train")
-        x = digits[labels == int(digit)][:limit].astype(np.float32)[..., None] / 255.0
+        x = digits[labels == int(digit)][:limit].astype(np.float32)[..., None]
         pad = (preset.resolution - 28) // 2
-        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-        low, high = preset.pixel_range
-        x = low + (high - low) * x
+        x = model.pixel_range.from_uint8(np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0))))
     elif spec.startswith("folder:"):
         dataset, count = make_dataset(
             spec, resolution=preset.resolution, channels=preset.channels, batch_size=1,
-            pixel_range=preset.pixel_range, shuffle=False, repeat=False,
+            pixel_range=model.pixel_range, shuffle=False, repeat=False,
             max_image_pixels=preset.max_image_pixels)
         x = np.concatenate([np.asarray(b) for b in dataset.take(limit)])
     else:
@@ -184,7 +182,7 @@ def _direction_grid(model, preset, originals, set_a, set_b, steps=7, strength=1.
     edited = edited.reshape(len(originals), steps, *edited.shape[1:])
     rows = np.concatenate([np.asarray(originals)[:, None], edited], axis=1)
     return images.make_grid(rows.reshape(-1, *rows.shape[2:]), ncols=steps + 1,
-                            pixel_range=preset.pixel_range)
+                            pixel_range=model.pixel_range)
 
 
 def main(argv=None):

@@ -10,6 +10,7 @@ from alae_tf.data.base import Source, check_split, is_int
 from alae_tf.data.folders import DEFAULT_MAX_IMAGE_PIXELS
 from alae_tf.data.sources import check_batch_size, check_geometry, open_source
 from alae_tf.errors import DataError
+from alae_tf.images import PixelRange
 
 _MAX_SHUFFLE_BUFFER = 10_000
 
@@ -97,11 +98,12 @@ def make_dataset(
     batches = _batches(opened, batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
                        drop_remainder=drop_remainder, shard=(num_shards, shard_index))
 
+    pixels = PixelRange(low, high)
+
     def to_pixel_range(images):
         if opened.decode_batch is not None:
             images = opened.decode_batch(images)
-        # x / 255 first, so that 0 and 255 land exactly on low and high.
-        return images / 255.0 * (high - low) + low
+        return pixels.from_uint8(images)
 
     dataset = batches.map(to_pixel_range, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = _augment(dataset, seed, shard, flip=flip, translate=translate, fill=low)

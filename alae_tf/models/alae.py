@@ -5,6 +5,7 @@ import tensorflow as tf
 from keras import ops
 
 from alae_tf import distribute
+from alae_tf.images import PixelRange
 from alae_tf.models import losses, precision
 from alae_tf.models.mapping import single_style
 
@@ -37,9 +38,11 @@ class ALAE(keras.Model):
     ``generator`` (G: w -> x), ``encoder`` (E: x -> w) and ``mapping_d`` (D: w -> logit), and an
     exponential moving average (EMA) copy of F, G and E for inference. ``train_step`` performs
     the paper's three updates; ``call(x)`` reconstructs with the EMA networks. This class is the
-    MLP-ALAE; ``StyleALAE`` adds progressive growing, style mixing and noise. Both answer the
-    level-of-detail interface the training loop and the exporters drive (``set_level``,
-    ``level``, ``alpha``, ``images_at_level``...); an MLP-ALAE has the one level 0.
+    MLP-ALAE family's model (``alae_tf.models.mlp.family``) and the base of every family's:
+    ``StyleALAE`` adds progressive growing, style mixing and noise. A family whose model
+    ``grows`` overrides the few level-of-detail members the training loop calls
+    (``set_level``, ``sync_level``, ``level_resolution``, ``images_at_level``); this one trains
+    at its one level 0, its full resolution.
 
     Args:
         mapping_f: F network, ``[N, latent] -> w``; a ``MappingF`` (owns the average w).
@@ -53,13 +56,21 @@ class ALAE(keras.Model):
         ema_half_life: half-life of the EMA networks in images (beta = 0.5 ** (batch / h)).
         seed: seed of every random draw of training; a step's draws depend only on the seed
             and the step counter, so a resumed run continues the same noise sequence.
+        pixel_range: ``(low, high)`` or a ``PixelRange``, the range of the images the networks
+            take and make; None: the family's ``default_pixel_range`` (what a model saved
+            before the range was recorded was trained with).
 
     Reference: Pidhorskyi et al., "Adversarial Latent Autoencoders", CVPR 2020, Algorithm 1;
     podgorskiy/ALAE train_alae.py (the three updates) and model.py (``Model.forward``).
     """
 
+    # Whether the networks grow level by level during training (``StyleALAE``).
+    grows = False
+    # The pixel range of every preset and imported model of the family.
+    default_pixel_range = (0.0, 1.0)
+
     def __init__(self, mapping_f, generator, encoder, mapping_d, r1_gamma=10.0,
-                 ema_half_life=10_000.0, seed=0, r1_interval=1, **kwargs):
+                 ema_half_life=10_000.0, seed=0, r1_interval=1, pixel_range=None, **kwargs):
         super().__init__(**kwargs)
         self.mapping_f = mapping_f
         self.generator = generator
@@ -71,6 +82,8 @@ class ALAE(keras.Model):
         self.r1_interval = int(r1_interval)
         self.ema_half_life = float(ema_half_life)
         self.seed = int(seed)
+        self.pixel_range = PixelRange.of(
+            self.default_pixel_range if pixel_range is None else pixel_range)
         for name in NETWORK_NAMES:
             if not self.network(name).built:  # deserialised networks arrive built
                 self.network(name).build()
@@ -119,38 +132,33 @@ class ALAE(keras.Model):
         """(H, W, C) of the images at the networks' full resolution."""
         return tuple(self.generator.image_shape)
 
+    @property
+    def num_styles(self):
+        """Style slots of w: 0 when one w drives the whole generator (MLP-ALAE)."""
+        return self.mapping_f.num_styles
+
     # ------------------------------------------------------------------ level of detail
+    # What the training loop, the run's checkpoints and the exporters ask of every model. A
+    # model that does not grow trains at one level, 0, its full resolution.
 
-    @property
-    def max_level(self):
-        """The last level of detail (0: the network does not grow)."""
-        return 0
-
-    @property
-    def level(self):
-        """The level of detail that inference and traced training steps run at."""
-        return 0
+    max_level = 0
+    level = 0
 
     @property
     def level_resolution(self):
-        """Side of the images at the current level of detail."""
+        """Side of the images the networks take now (the full resolution)."""
         return self.image_shape[0]
 
     def set_level(self, level, fade_steps=0):
-        """Moves to level of detail ``level``; an MLP-ALAE has level 0 only."""
+        """Moves to level of detail ``level``: only 0 for a model that does not grow."""
         if level != 0:
             raise ValueError(f"{type(self).__name__} has one level of detail (0), got {level}")
 
     def sync_level(self):
-        """Reads the level of detail from its checkpointed variable (after a restore); an
-        MLP-ALAE has no such variable."""
-
-    def alpha(self):
-        """Fade-in weight of the current level's newest block (1: no fade)."""
-        return tf.constant(1.0)
+        """Follows the level of detail a checkpoint restored (one level: nothing to follow)."""
 
     def images_at_level(self, x, fade=False):
-        """Real images as the networks see them at the current level (one level: ``x``)."""
+        """Real images as the networks take them now (one level: ``x`` itself)."""
         return x
 
     @property
@@ -163,7 +171,7 @@ class ALAE(keras.Model):
         for name in NETWORK_NAMES:
             config[name] = keras.saving.serialize_keras_object(self.network(name))
         config.update(r1_gamma=self.r1_gamma, ema_half_life=self.ema_half_life, seed=self.seed,
-                      r1_interval=self.r1_interval)
+                      r1_interval=self.r1_interval, pixel_range=list(self.pixel_range))
         return config
 
     @classmethod
@@ -231,14 +239,14 @@ class ALAE(keras.Model):
     def metrics(self):
         return list(self.loss_trackers.values())
 
-    # ------------------------------------------------------------------ networks at the level
+    # ------------------------------------------------------------------ networks as trained
 
     def run_generator(self, generator, w):
-        """G (or its EMA copy) at the current level."""
+        """G (or its EMA copy) as training runs it (a growing family: at its current level)."""
         return generator(w)
 
     def run_encoder(self, encoder, x):
-        """E (or its EMA copy) at the current level."""
+        """E (or its EMA copy) as training runs it (a growing family: at its current level)."""
         return encoder(x)
 
     # ------------------------------------------------------------------ inference (EMA)

@@ -47,13 +47,23 @@ def cpu_model(cpuinfo="/proc/cpuinfo"):
 def default_precision(has_gpu, family="mlp", flags=None):
     """The precision ``alae-train`` picks when none is given (``--precision auto``).
 
-    ``mixed_bfloat16`` for an MLP-ALAE trained on a CPU with native bfloat16 arithmetic, where
-    it trains much faster than float32 with scores that hold; ``float32`` otherwise:
-    StyleALAE gains too little from bfloat16 to trade for unmeasured scores, and GPUs were not
-    measured (the figures: docs/performance.md).
+    ``mixed_bfloat16`` for a family that asks for it (``Family.bfloat16_on_cpu``: MLP-ALAE)
+    trained on a CPU with native bfloat16 arithmetic, where it trains much faster than float32
+    with scores that hold; ``float32`` otherwise: StyleALAE gains too little from bfloat16 to
+    trade for unmeasured scores, and GPUs were not measured (the figures:
+    docs/performance.md).
+
+    Args:
+        has_gpu: whether training runs on a GPU.
+        family: the preset's family name.
+        flags: the CPU's feature flags (default: this machine's, ``cpu_flags``).
     """
+    # Imported here: the families import the models, which import this module.
+    from alae_tf.models.families import get_family
+
     flags = cpu_flags() if flags is None else flags
-    if family == "mlp" and not has_gpu and any(flag in flags for flag in BF16_CPU_FLAGS):
+    if (get_family(family).bfloat16_on_cpu and not has_gpu
+            and any(flag in flags for flag in BF16_CPU_FLAGS)):
         return "mixed_bfloat16"
     return "float32"
 

@@ -3,21 +3,22 @@
 import dataclasses
 
 from alae_tf.data import DEFAULT_MAX_IMAGE_PIXELS
-from alae_tf.models.alae import ALAE
-from alae_tf.models.mapping import MappingD, MappingF
-from alae_tf.models.mlp.networks import MLPEncoder, MLPGenerator
-from alae_tf.models.schedule import ProgressiveSchedule
-from alae_tf.models.style.model import StyleALAE
-from alae_tf.models.style.networks import StyleEncoder, StyleGenerator, num_blocks
+from alae_tf.errors import ConfigError
+from alae_tf.models.families import FAMILIES, get_family
 
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
     """Everything that defines an ALAE experiment: networks, data and optimisation.
 
+    The fields are flat, as a run directory records them; those that one family alone reads
+    are listed in its ``Family.preset_fields`` (MLP-ALAE: hidden_units, g_output; StyleALAE:
+    the channel, level-of-detail, mixing, truncation and encoder-epsilon fields).
+
     Args:
         name: the preset's name.
-        family: network family: "mlp" (MLP-ALAE) or "style" (StyleALAE).
+        family: network family, a name in ``alae_tf.models.families.FAMILIES``: "mlp"
+            (MLP-ALAE) or "style" (StyleALAE).
         resolution: image side in pixels.
         channels: image channels.
         latent_dim: size of z and w.
@@ -105,22 +106,14 @@ class Preset:
 
     @property
     def progressive(self):
-        return self.family == "style"
+        """Whether the family's networks grow level by level."""
+        return get_family(self.family).progressive
 
     @property
     def schedule(self):
-        """The run's ``ProgressiveSchedule`` (one level for an MLP-ALAE)."""
-        if not self.progressive:
-            return ProgressiveSchedule(num_levels=1, epochs_per_level=0, epochs=self.epochs,
-                                       batch_sizes=(self.batch_size,),
-                                       learning_rates=(self.learning_rate,),
-                                       lr_decay=self.lr_decay)
-        return ProgressiveSchedule(
-            num_levels=num_blocks(self.resolution), epochs_per_level=self.epochs_per_lod,
-            epochs=self.epochs, batch_sizes=self.lod_batch_sizes or (self.batch_size,),
-            learning_rates=self.lod_learning_rates or (self.learning_rate,),
-            lr_decay=self.lr_decay,
-        )
+        """The run's ``ProgressiveSchedule``, as the family lays it out (one level for an
+        MLP-ALAE)."""
+        return get_family(self.family).schedule(self)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -208,53 +201,20 @@ def get_preset(name, **overrides):
     """Returns the named preset, with fields replaced by ``overrides``.
 
     Raises:
-        KeyError: unknown preset name (the message lists the known ones).
+        ConfigError: unknown preset name (the message lists the known ones).
     """
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}")
     return dataclasses.replace(PRESETS[name], **overrides)
 
 
 def build_model(preset, seed=0):
-    """Builds the ALAE (``mlp``) or StyleALAE (``style``) model that ``preset`` describes.
+    """Builds the model of ``preset``'s family (``ALAE`` for "mlp", ``StyleALAE`` for
+    "style"), not compiled.
 
-    The model is not compiled.
+    Raises:
+        ConfigError: an unknown family, or a preset value the family cannot build.
     """
-    latent = preset.latent_dim
-    if preset.family == "style":
-        image_args = (preset.resolution, preset.channels, latent)
-        generator = StyleGenerator(*image_args, startf=preset.startf, maxf=preset.maxf,
-                                   name="generator")
-        encoder = StyleEncoder(*image_args, startf=preset.startf, maxf=preset.maxf,
-                               norm_epsilon=preset.encoder_norm_epsilon,
-                               std_epsilon=preset.encoder_std_epsilon, name="encoder")
-        # StyleALAE's D ends in 2 * latent units, of which one is the logit.
-        d_output, model_class, num_styles = 2 * latent, StyleALAE, generator.num_styles
-        extra = {"style_mixing_prob": preset.style_mixing_prob}
-    elif preset.family == "mlp":
-        squash_range = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(preset.g_output)
-        if squash_range is not None and tuple(preset.pixel_range) != squash_range:
-            raise ValueError(f"g_output {preset.g_output!r} needs "
-                             f"pixel_range {squash_range}, not {tuple(preset.pixel_range)}")
-        generator = MLPGenerator(latent, preset.image_shape, preset.hidden_units,
-                                 output_activation=preset.g_output, name="generator")
-        encoder = MLPEncoder(latent, preset.image_shape, preset.hidden_units, name="encoder")
-        d_output, model_class, num_styles, extra = latent, ALAE, 0, {}
-    else:
-        raise ValueError(f"preset {preset.name!r}: unknown network family {preset.family!r}")
-    return model_class(
-        mapping_f=MappingF(latent, preset.mapping_layers, num_styles=num_styles,
-                           w_avg_decay=preset.w_avg_decay,
-                           truncation_cutoff=preset.truncation_cutoff, name="mapping_f"),
-        generator=generator,
-        encoder=encoder,
-        mapping_d=MappingD(latent, preset.d_layers, output_dim=d_output,
-                           use_activations=preset.d_activations,
-                           logit_index=preset.d_logit_index, name="mapping_d"),
-        r1_gamma=preset.r1_gamma,
-        r1_interval=preset.r1_interval,
-        ema_half_life=preset.ema_half_life,
-        seed=seed,
-        name="alae",
-        **extra,
-    )
+    if preset.family not in FAMILIES:
+        raise ConfigError(f"preset {preset.name!r}: unknown network family {preset.family!r}")
+    return FAMILIES[preset.family].build_model(preset, seed)

@@ -10,7 +10,7 @@ import math
 import os
 import re
 
-from alae_tf.errors import UsageError
+from alae_tf.errors import ConfigError
 
 # podgorskiy/ALAE defaults.py, the keys this project reads. (TRUNCATIOM is the reference's
 # spelling.)
@@ -102,8 +102,8 @@ class OfficialConfig:
 def _merged(defaults, given, where, path):
     """``defaults`` overridden by ``given`` (nested dicts), keeping only known keys."""
     if not isinstance(given, dict):
-        raise UsageError(f"{path}: {where or 'the file'} must be a mapping of keys, "
-                         "not an official ALAE config")
+        raise ConfigError(f"{path}: {where or 'the file'} must be a mapping of keys, "
+                          "not an official ALAE config")
     merged = dict(defaults)
     for key, value in given.items():
         if key in defaults and isinstance(defaults[key], dict):
@@ -125,13 +125,13 @@ def _typed(path, section, key, value, kind, positive=True):
         words = {int: "a positive whole number", float: "a number",
                  bool: "true or false", str: "a string"}[kind]
         where = f"{section}.{key}" if section else key
-        raise UsageError(f"{path}: {where} must be {words}, got {value!r}")
+        raise ConfigError(f"{path}: {where} must be {words}, got {value!r}")
     return kind(value)
 
 
 def _numbers(path, section, key, values, kind):
     if not isinstance(values, list | tuple) or not values:
-        raise UsageError(f"{path}: {section}.{key} must be a non-empty list, got {values!r}")
+        raise ConfigError(f"{path}: {section}.{key} must be a non-empty list, got {values!r}")
     return tuple(_typed(path, section, key, v, kind) for v in values)
 
 
@@ -139,7 +139,7 @@ def read_official_config(path):
     """Reads an official ALAE YAML config over the reference's defaults.
 
     Raises:
-        UsageError: unreadable YAML, a wrong type, or a network variant this project does
+        ConfigError: unreadable YAML, a wrong type, or a network variant this project does
             not implement (the message names the key).
     """
     import yaml
@@ -148,16 +148,16 @@ def read_official_config(path):
         with open(path, encoding="utf-8") as f:
             given = yaml.safe_load(f)
     except OSError as e:
-        raise UsageError(f"cannot read config {path!r} ({e.strerror or e})") from None
+        raise ConfigError(f"cannot read config {path!r} ({e.strerror or e})") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"{path}: not valid YAML ({first})") from None
+        raise ConfigError(f"{path}: not valid YAML ({first})") from None
     cfg = _merged(OFFICIAL_DEFAULTS, {} if given is None else given, "", path)
     model, train = cfg["MODEL"], cfg["TRAIN"]
     for key, supported in SUPPORTED_VARIANTS.items():
         if model[key] != supported:
-            raise UsageError(f"{path}: MODEL.{key} is {model[key]!r}; alae-import supports the "
-                             f"StyleALAE networks of the published models ({supported})")
+            raise ConfigError(f"{path}: MODEL.{key} is {model[key]!r}; this project imports "
+                              f"the StyleALAE networks of the published models ({supported})")
     stem = os.path.splitext(os.path.basename(path))[0]
     name = str(cfg["NAME"] or stem)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.") or "official"
@@ -189,11 +189,11 @@ def read_official_config(path):
                                bool),
     )
     if config.channels not in (1, 3):
-        raise UsageError(f"{path}: MODEL.CHANNELS is {config.channels}; images here have 1 or "
-                         "3 channels")
+        raise ConfigError(f"{path}: MODEL.CHANNELS is {config.channels}; images here have 1 or "
+                          "3 channels")
     if not 2 <= config.layer_count <= 10:
-        raise UsageError(f"{path}: MODEL.LAYER_COUNT is {config.layer_count}; expected 2 to 10 "
-                         "(8 to 2048 px)")
+        raise ConfigError(f"{path}: MODEL.LAYER_COUNT is {config.layer_count}; expected 2 to 10 "
+                          "(8 to 2048 px)")
     return config
 
 

@@ -26,6 +26,8 @@ import zipfile
 
 import numpy as np
 
+from alae_tf.errors import CheckpointError
+
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 
@@ -39,7 +41,7 @@ _STORAGE_DTYPES = {
 }
 
 
-class TorchFileError(ValueError):
+class TorchFileError(CheckpointError, ValueError):
     """The file is not a PyTorch checkpoint, or it is damaged."""
 
 

@@ -23,7 +23,7 @@ import dataclasses
 
 import numpy as np
 
-from alae_tf.errors import UsageError
+from alae_tf.errors import CheckpointError
 
 # Our network -> the reference's name for it in ``checkpoint["models"]``: the trained copies
 # and the EMA copies ("_s", what the reference's inference scripts load). This project keeps
@@ -135,35 +135,37 @@ def _is_buffer(tensor_name):
 
 
 def _check_and_plan(file_label, ref_name, state, planned):
-    """The (array, assign) pairs for one network; UsageError naming the first problem."""
+    """The (array, assign) pairs for one network; CheckpointError naming the first problem."""
     if not isinstance(state, dict):
-        raise UsageError(f"{file_label}: models.{ref_name} is not a state dict")
+        raise CheckpointError(f"{file_label}: models.{ref_name} is not a state dict")
     if state and all(str(k).startswith("module.") for k in state):  # saved from a DataParallel
         state = {str(k)[len("module."):]: v for k, v in state.items()}
     expected = {name: (shape, assign) for name, shape, assign in planned}
     for name in state:
         if name not in expected and not _is_buffer(str(name)):
-            raise UsageError(
+            raise CheckpointError(
                 f"{file_label}: {ref_name}.{name} is not part of the network the config "
-                "describes (a config for another model, or a network variant alae-import does "
-                "not support)")
+                "describes (a config for another model, or a network variant this project does "
+                "not import)")
     steps = []
     for name, (shape, assign) in expected.items():
         if name not in state:
-            raise UsageError(f"{file_label}: {ref_name}.{name} is missing; the config describes "
-                             f"a network with it (shape {shape}): a config for another model?")
+            raise CheckpointError(f"{file_label}: {ref_name}.{name} is missing; the config "
+                                  f"describes a network with it (shape {shape}): a config for "
+                                  "another model?")
         array = state[name]
         if not isinstance(array, np.ndarray):
-            raise UsageError(f"{file_label}: {ref_name}.{name} is not a tensor")
+            raise CheckpointError(f"{file_label}: {ref_name}.{name} is not a tensor")
         if tuple(array.shape) != tuple(shape):
-            raise UsageError(f"{file_label}: {ref_name}.{name} has shape {tuple(array.shape)} in "
-                             f"the file, {tuple(shape)} in the network the config describes")
+            raise CheckpointError(f"{file_label}: {ref_name}.{name} has shape "
+                                  f"{tuple(array.shape)} in the file, {tuple(shape)} in the "
+                                  "network the config describes")
         if not np.issubdtype(array.dtype, np.floating):
-            raise UsageError(f"{file_label}: {ref_name}.{name} holds {array.dtype} values, not "
-                             "floating point; not an ALAE checkpoint")
+            raise CheckpointError(f"{file_label}: {ref_name}.{name} holds {array.dtype} values, "
+                                  "not floating point; not an ALAE checkpoint")
         if not np.isfinite(array).all():
-            raise UsageError(f"{file_label}: {ref_name}.{name} holds NaN or infinite values; "
-                             "the file is damaged")
+            raise CheckpointError(f"{file_label}: {ref_name}.{name} holds NaN or infinite values; "
+                                  "the file is damaged")
         steps.append((array.astype(np.float32), assign))
     return steps
 
@@ -172,18 +174,18 @@ def _average_w(file_label, models, latent_dim, num_styles):
     holder = models.get("dlatent_avg")
     buff = holder.get("buff") if isinstance(holder, dict) else None
     if not isinstance(buff, np.ndarray):
-        raise UsageError(f"{file_label}: models.dlatent_avg.buff (the average w) is missing")
+        raise CheckpointError(f"{file_label}: models.dlatent_avg.buff (the average w) is missing")
     if buff.shape != (num_styles, latent_dim):
-        raise UsageError(f"{file_label}: dlatent_avg.buff has shape {buff.shape} in the file, "
-                         f"{(num_styles, latent_dim)} for the config")
+        raise CheckpointError(f"{file_label}: dlatent_avg.buff has shape {buff.shape} in the file, "
+                              f"{(num_styles, latent_dim)} for the config")
     buff = buff.astype(np.float32)
     if not np.isfinite(buff).all():
-        raise UsageError(f"{file_label}: dlatent_avg.buff holds non-finite values")
+        raise CheckpointError(f"{file_label}: dlatent_avg.buff holds non-finite values")
     # The reference updates every slot's row with the same batch mean, so the rows agree;
     # this project keeps one average w.
     if not np.allclose(buff, buff[:1], rtol=1e-6, atol=1e-6):
-        raise UsageError(f"{file_label}: the rows of dlatent_avg.buff differ; this project keeps "
-                         "one average w for all style slots")
+        raise CheckpointError(f"{file_label}: the rows of dlatent_avg.buff differ; this project "
+                              "keeps one average w for all style slots")
     return buff[0]
 
 
@@ -192,12 +194,12 @@ def checked_models(checkpoint, file_label):
     file.
 
     Raises:
-        UsageError: the object has no such dict.
+        CheckpointError: the object has no such dict.
     """
     models = checkpoint.get("models") if isinstance(checkpoint, dict) else None
     if not isinstance(models, dict):
-        raise UsageError(f"{file_label}: a PyTorch file, but not an ALAE checkpoint (no "
-                         "'models' entry, as podgorskiy/ALAE's Checkpointer writes)")
+        raise CheckpointError(f"{file_label}: a PyTorch file, but not an ALAE checkpoint (no "
+                              "'models' entry, as podgorskiy/ALAE's Checkpointer writes)")
     return models
 
 
@@ -218,7 +220,7 @@ def load_official_weights(model, checkpoint, file_label):
         an ``ImportReport``.
 
     Raises:
-        UsageError: the file is not an ALAE checkpoint, or does not match the config; the
+        CheckpointError: the file is not an ALAE checkpoint, or does not match the config; the
             message names the tensor and both shapes.
     """
     models = checked_models(checkpoint, file_label)
@@ -237,8 +239,8 @@ def load_official_weights(model, checkpoint, file_label):
                     report.notes.append("the file has no D (mapping_tl): D keeps fresh random "
                                         "weights; fine-tuning trains it from there")
                     continue
-                raise UsageError(f"{file_label}: no {' or '.join(n for n in order if n)} in "
-                                 "models: not an ALAE checkpoint, or one without this network")
+                raise CheckpointError(f"{file_label}: no {' or '.join(n for n in order if n)} in "
+                                      "models: not an ALAE checkpoint, or one without this network")
             steps = _check_and_plan(file_label, source, models[source],
                                     entries(ours, model.network(target)))
             plan += steps

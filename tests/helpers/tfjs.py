@@ -96,7 +96,7 @@ def reference_outputs(model, preset, inputs):
     Runs the same functions the export converts, in TensorFlow, so a TF.js runtime can be
     compared against them.
     """
-    specs = BrowserSignatures(model, preset.pixel_range).specs()
+    specs = BrowserSignatures(model).specs()
     results = {}
     for graph, feeds in inputs.items():
         fn, input_specs = specs[graph]
