@@ -76,12 +76,12 @@ class RunDirNotWritable(RunDirError):
 
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
-    """Everything a training run is asked to do, resolved once from flags, the recorded config
-    and the preset. ``config.json`` records the preset and the fields up to ``precision``; the
-    others belong to one invocation.
+    """Everything a training run is asked to do, resolved once from the caller's arguments,
+    the recorded config and the preset (``alae_tf.trainer.resolve_settings``). ``config.json``
+    records the preset and the fields up to ``precision``; the others belong to one run.
 
     Args:
-        preset: the ``Preset``, with flag overrides applied.
+        preset: the ``Preset``, with its field overrides applied.
         seed: seed of weights, data order and training noise.
         steps_per_epoch: training steps per epoch; None is one pass over the data.
         keep_checkpoints: newest checkpoints kept; 0 keeps every one.

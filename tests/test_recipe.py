@@ -280,3 +280,19 @@ def test_translate_reaches_the_pipeline_and_is_checked():
     np.testing.assert_allclose(a.sum(axis=(1, 2, 3)), b.sum(axis=(1, 2, 3)), rtol=1e-5)
     with pytest.raises(DataError, match="translate must be a whole number of pixels"):
         make_dataset("mnist", resolution=28, channels=1, batch_size=32, translate=28)
+
+
+@pytest.mark.slow
+def test_a_notebook_trains_resumes_and_is_refused_through_the_library(tmp_path):
+    from alae_tf.trainer import OtherPreset, train
+
+    run = str(tmp_path / "run")
+    result = train(preset="mnist_mlp", run_dir=run, epochs=1, steps_per_epoch=2,
+                   batch_size=16, verbose=0)
+    assert (result.epoch, result.step, result.images_seen) == (1, 2, 32)
+    assert result.model_path == os.path.join(run, "model.keras")
+    assert os.path.isfile(result.model_path) and not result.already_trained
+    again = train(run_dir=run)  # everything left out: the recorded run, trained already
+    assert again.already_trained and (again.epoch, again.step) == (1, 2)
+    with pytest.raises(OtherPreset, match="holds a mnist_mlp run, not mnist_style_small"):
+        train(preset="mnist_style_small", run_dir=run)

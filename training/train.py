@@ -121,8 +121,7 @@ def _set_items(items):
     fields = settable_fields()
     values = {}
     for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip().replace("-", "_")
+        key, (_, sep, text) = _field_name(item), item.partition("=")
         if not sep or key not in fields:
             raise UsageError(f"--set {item!r}: give FIELD=VALUE with FIELD one of "
                              f"{', '.join(fields)}")
@@ -131,6 +130,11 @@ def _set_items(items):
         except ValueError:
             values[key] = text  # a bare word: a string field such as g_output=sigmoid
     return values
+
+
+def _field_name(item):
+    """The field of a --set item: ``latent-dim=32`` sets latent_dim."""
+    return item.partition("=")[0].strip().replace("-", "_")
 
 
 def resolve_settings(args):
@@ -151,9 +155,11 @@ def resolve_settings(args):
     except OtherPreset as e:
         raise UsageError(f"{e}; resume it with --preset {e.recorded} (or without --preset), "
                          "or pick a new --run-dir") from None
-    except FieldError as e:  # flags have the fields' types: an item of --set, the last one
-        item = [i for i in args.set if i.partition("=")[0].strip().replace("-", "_") == e.field]
-        raise UsageError(f"--set {item[-1]!r}: {e}") from None
+    except FieldError as e:  # the flags have the fields' types: the last --set of the field
+        items = [item for item in args.set if _field_name(item) == e.field]
+        if not items:
+            raise
+        raise UsageError(f"--set {items[-1]!r}: {e}") from None
 
 
 def train(args, quiet=False):
