@@ -69,20 +69,6 @@ def add_verbose_flag(parser):
                         "TF_CPP_MIN_LOG_LEVEL is given)")
 
 
-def ensure_writable_dir(path):
-    """Creates ``path`` if needed and checks a file can be written in it."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, f".write_probe_{os.getpid()}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise UsageError(
-            f"cannot write to run directory {path!r} ({e.strerror or e}); choose another --run-dir"
-        ) from None
-
-
 @contextlib.contextmanager
 def stderr_captured():
     """Sends file descriptor 2 to a temporary file; replays it if the block raises.

@@ -18,6 +18,8 @@ import math
 import keras
 import tensorflow as tf
 
+from alae_tf.errors import ConfigError
+
 # Numbers a Philox counter value yields (TensorFlow's PhiloxRandom::kResultElementCount).
 _PHILOX_NUMBERS_PER_COUNTER = 4
 
@@ -110,7 +112,7 @@ def assign_synced(variables, values):
         context.merge_call(update, args=(raw, values))
 
 
-class ClusterError(ValueError):
+class ClusterError(ConfigError):
     """TF_CONFIG does not describe a cluster this process can join."""
 
 

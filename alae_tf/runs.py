@@ -26,7 +26,14 @@ import numpy as np
 import tensorflow as tf
 
 from alae_tf.data import make_dataset
-from alae_tf.errors import DataError, UsageError, short_reason, write_error_reason
+from alae_tf.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    RunDirError,
+    short_reason,
+    write_error_reason,
+)
 from alae_tf.models.alae import EMA_NETWORK_NAMES, NETWORK_NAMES, OPTIMIZER_NAMES
 from alae_tf.models.presets import Preset, build_model
 
@@ -38,14 +45,43 @@ PROGRESS_NAME = "progress.json"
 DEFAULT_KEEP_CHECKPOINTS = 3
 
 
-@dataclasses.dataclass(frozen=True)
-class RunSettings:
-    """Everything a training run is asked to do, resolved once from flags, the recorded config
-    and the preset. ``config.json`` records the preset and the fields up to ``precision``; the
-    others belong to one invocation.
+class SettingChanged(RunDirError):
+    """Settings that would change a recorded run instead of resuming it.
 
     Args:
-        preset: the ``Preset``, with flag overrides applied.
+        run_dir: the run directory.
+        field: the first field that differs.
+        before: its recorded value.
+        after: the value asked for.
+    """
+
+    def __init__(self, run_dir, field, before, after):
+        super().__init__(f"{run_dir!r} holds a run with {field}={before!r}, not {after!r}; "
+                         "re-run with the same settings to resume")
+        self.run_dir, self.field, self.before, self.after = run_dir, field, before, after
+
+
+class RunDirNotWritable(RunDirError):
+    """A run directory that cannot be created or written to.
+
+    Args:
+        path: the directory.
+        reason: why, in a few words ("Permission denied").
+    """
+
+    def __init__(self, path, reason):
+        super().__init__(f"cannot write to run directory {path!r} ({reason})")
+        self.path, self.reason = path, reason
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Everything a training run is asked to do, resolved once from the caller's arguments,
+    the recorded config and the preset (``alae_tf.trainer.resolve_settings``). ``config.json``
+    records the preset and the fields up to ``precision``; the others belong to one run.
+
+    Args:
+        preset: the ``Preset``, with its field overrides applied.
         seed: seed of weights, data order and training noise.
         steps_per_epoch: training steps per epoch; None is one pass over the data.
         keep_checkpoints: newest checkpoints kept; 0 keeps every one.
@@ -83,7 +119,7 @@ class RunSettings:
         same preset and settings, except the ``RESUMABLE_FIELDS``.
 
         Raises:
-            UsageError: naming the first field that differs.
+            SettingChanged: naming the first field that differs.
         """
         old = {"preset": recorded.preset.to_dict(), "settings": recorded.recorded()}
         new = {"preset": self.preset.to_dict(), "settings": self.recorded()}
@@ -94,9 +130,23 @@ class RunSettings:
                 before = json.loads(json.dumps(old[section].get(key)))
                 after = json.loads(json.dumps(new[section].get(key)))
                 if before != after:
-                    raise UsageError(
-                        f"{self.run_dir!r} holds a run with {key}={before!r}, not {after!r}; "
-                        "re-run with the same settings to resume, or pick a new --run-dir")
+                    raise SettingChanged(self.run_dir, key, before, after)
+
+
+def ensure_writable_dir(path):
+    """Creates the run directory ``path`` if needed and checks a file can be written in it.
+
+    Raises:
+        RunDirNotWritable: it cannot be created or written to.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".write_probe_{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise RunDirNotWritable(path, e.strerror or e) from None
 
 
 def write_json_atomic(path, payload):
@@ -115,11 +165,13 @@ def read_config(run_dir):
     an older run did not record take the values it ran with).
 
     Raises:
-        UsageError: no run there, or an unreadable config.
+        RunDirError: no run there.
+        ConfigError: an unreadable config.
     """
     path = os.path.join(run_dir, CONFIG_NAME)
     if not os.path.isfile(path):
-        raise UsageError(f"{run_dir!r} is not a run directory (no {CONFIG_NAME}); "
+        # The one remedy that names a command line: every application reading runs shows it.
+        raise RunDirError(f"{run_dir!r} is not a run directory (no {CONFIG_NAME}); "
                          "train one with alae-train --run-dir DIR")
     try:
         with open(path, encoding="utf-8") as f:
@@ -128,7 +180,8 @@ def read_config(run_dir):
                            for k, v in payload["preset"].items()})
         return RunSettings(preset, run_dir=run_dir, **payload.get("settings", {}))
     except (ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"cannot read {path} ({e}); it was not written by alae-train") from None
+        raise ConfigError(f"cannot read {path} ({e}); it was not written by alae-train"
+                          ) from None
 
 
 def recorded_run(run_dir):
@@ -223,7 +276,7 @@ class RunCheckpoint:
         The model's level of detail then follows its restored ``lod`` variable.
 
         Raises:
-            UsageError: checkpoints exist but none of them reads completely.
+            CheckpointError: checkpoints exist but none of them reads completely.
         """
         warn = warn or _warn
         candidates = self.candidates()
@@ -241,7 +294,7 @@ class RunCheckpoint:
                      f"restored {os.path.basename(path)}")
             return int(self.epoch.numpy())
         details = "; ".join(f"{os.path.basename(p)}: {r}" for p, r in damaged)
-        raise UsageError(f"no checkpoint in {self._reader.directory} reads completely "
+        raise CheckpointError(f"no checkpoint in {self._reader.directory} reads completely "
                          f"({details}); "
                          "the files were left in place")
 
@@ -291,7 +344,7 @@ class RunCheckpoint:
         """Saves checkpoint ``epoch``.
 
         Raises:
-            UsageError: the write failed (a full disk, lost permissions); the previous
+            RunDirError: the write failed (a full disk, lost permissions); the previous
                 checkpoint is intact and the half-written temporary folder is removed.
         """
         self.epoch.assign(epoch)
@@ -303,7 +356,7 @@ class RunCheckpoint:
             kept = (f"the newest checkpoint is still {os.path.basename(self.latest)}"
                     if self.latest else "no earlier checkpoint")
             left = f"; could not remove {', '.join(stale)}" if stale else ""
-            raise UsageError(f"cannot write checkpoint {epoch} in {self.directory} ({reason}); "
+            raise RunDirError(f"cannot write checkpoint {epoch} in {self.directory} ({reason}); "
                              f"{kept}{left}: free some space and re-run the same command to "
                              "resume") from None
 
@@ -394,14 +447,16 @@ def load_trained_model(run_dir):
     Returns (model, preset, settings, epoch), ``settings`` the recorded ``RunSettings``.
 
     Raises:
-        UsageError: not a run directory, or no checkpoint yet.
+        RunDirError: not a run directory, or no checkpoint yet.
+        ConfigError: an unreadable config.
+        CheckpointError: no checkpoint reads completely.
     """
     settings = read_config(run_dir)
     preset = settings.preset
     model = build_model(preset, seed=settings.seed)
     checkpoint = RunCheckpoint(model, run_dir)
     if not checkpoint.candidates():
-        raise UsageError(f"{run_dir!r} has no checkpoint yet; train at least one epoch first")
+        raise RunDirError(f"{run_dir!r} has no checkpoint yet; train at least one epoch first")
     epoch = checkpoint.restore_latest(model_only=True)
     return model, preset, settings, epoch
 

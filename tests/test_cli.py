@@ -113,7 +113,7 @@ def test_dry_run_prints_parameter_counts(capsys):
 
 def test_overall_progress_is_epoch_k_of_n_with_the_time_left_across_levels(capsys,
                                                                             monkeypatch):
-    from alae_tf.training import callbacks
+    from alae_tf.trainer import callbacks
 
     now = [0.0]
     monkeypatch.setattr(callbacks, "time", SimpleNamespace(time=lambda: now[0]))

@@ -22,12 +22,12 @@ from helpers.runs import make_run
 from PIL import Image
 
 import alae_tf.data as data_module
-from alae_tf.cli import UsageError
 from alae_tf.data import DataError, DataWarning, make_dataset
+from alae_tf.errors import RunDirError
 from alae_tf.export import cli as export_cli
 from alae_tf.runs import RunCheckpoint, load_trained_model
+from alae_tf.trainer.callbacks import CheckpointCallback, NonFiniteGuard
 from alae_tf.training import evaluate, sample, train
-from alae_tf.training.callbacks import CheckpointCallback, NonFiniteGuard
 
 
 def _error_line(capsys):
@@ -145,7 +145,7 @@ def test_a_full_disk_at_a_save_is_one_error_and_keeps_the_last_checkpoint(
             None, None, f"{temp}/part-00000-of-00001.data; No space left on device [Op:SaveV2]")
 
     monkeypatch.setattr(checkpoint.manager, "save", full_disk)
-    with pytest.raises(UsageError) as error:
+    with pytest.raises(RunDirError) as error:
         checkpoint.save(2)
     assert str(error.value) == (
         f"cannot write checkpoint 2 in {tmp_path / 'checkpoints'} (No space left on device); "
@@ -202,7 +202,7 @@ def test_kill_9_during_training_saves_loses_nothing_and_the_run_resumes(tmp_path
 
 
 def test_a_full_disk_at_model_keras_leaves_no_half_file(make_tiny_model, tmp_path, monkeypatch):
-    from alae_tf.training.train import _save_final_model
+    from alae_tf.trainer import save_final_model
 
     model = make_tiny_model(seed=1)
     model(np.zeros((1, 8, 8, 1), "float32"))
@@ -212,9 +212,9 @@ def test_a_full_disk_at_model_keras_leaves_no_half_file(make_tiny_model, tmp_pat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(model, "save", full_disk)
-    with pytest.raises(UsageError, match=r"model.keras \(No space left on device\); the "
-                                         r"checkpoints are saved"):
-        _save_final_model(model, str(tmp_path), preset=None)  # float32: no twin to build
+    with pytest.raises(RunDirError, match=r"model.keras \(No space left on device\); the "
+                                          r"checkpoints are saved"):
+        save_final_model(model, str(tmp_path), preset=None)  # float32: no twin to build
     assert list(tmp_path.iterdir()) == []
 
 

@@ -16,16 +16,29 @@ import tensorflow as tf
 from alae_tf.cli import UsageError
 from alae_tf.models.mlp.networks import MLPGenerator
 from alae_tf.models.presets import build_model, get_preset
-from alae_tf.training.train import _field_overrides, _preset_from_args, build_parser
+from alae_tf.trainer import FieldError, checked_fields, resolve_settings
+from alae_tf.training.train import build_parser, preset_fields
 
 
 def test_set_parses_json_values_by_the_fields_type():
     preset = get_preset("mnist_mlp")
-    got = _field_overrides(["r1_gamma=5", "adam_betas=[0.5, 0.9]", "g_output=sigmoid",
-                            "d_activations=true", "latent-dim=32"], preset)
+    items = ["r1_gamma=5", "adam_betas=[0.5, 0.9]", "g_output=sigmoid", "d_activations=true",
+             "latent-dim=32"]
+    got = checked_fields(preset, preset_fields(build_parser().parse_args(
+        [arg for item in items for arg in ("--set", item)])))
     assert got == {"r1_gamma": 5.0, "adam_betas": (0.5, 0.9), "g_output": "sigmoid",
                    "d_activations": True, "latent_dim": 32}
     assert isinstance(got["r1_gamma"], float)
+
+
+def test_field_checks_take_plain_values():
+    preset = get_preset("mnist_mlp")
+    assert checked_fields(preset, {"adam_betas": [0.5, 0.9], "epochs": 3}) == {
+        "adam_betas": (0.5, 0.9), "epochs": 3}
+    with pytest.raises(FieldError, match="r1_gamma takes a number \\(now 10.0\\), not 'abc'"):
+        checked_fields(preset, {"r1_gamma": "abc"})
+    with pytest.raises(FieldError, match="'nope' is not a preset field"):
+        checked_fields(preset, {"nope": 1})
 
 
 @pytest.mark.parametrize("item, message", [
@@ -37,38 +50,54 @@ def test_set_parses_json_values_by_the_fields_type():
     ("d_activations=1", "d_activations takes true or false"),
     ("adam_betas=0.5", "adam_betas takes a JSON list"),
 ])
-def test_set_refuses_unknown_fields_and_wrong_types(item, message):
+def test_set_refuses_unknown_fields_and_wrong_types(item, message, tmp_path):
+    from alae_tf.training import train
+
+    args = build_parser().parse_args(["--set", item, "--run-dir", str(tmp_path / "run")])
     with pytest.raises(UsageError, match=message):
-        _field_overrides([item], get_preset("mnist_mlp"))
+        train.resolve_settings(args)
 
 
-def test_set_applies_on_top_of_the_recorded_preset_when_resuming():
+def _record_run(run_dir, settings):
+    """A run directory that binds ``settings`` (config.json and one checkpoint file)."""
+    from alae_tf.runs import record_config
+
+    record_config(settings)
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "ckpt-1.index").write_bytes(b"")
+
+
+def test_set_applies_on_top_of_the_recorded_preset_when_resuming(tmp_path):
+    from alae_tf.runs import RunSettings
+
     args = build_parser().parse_args(["--set", "r1_gamma=2"])
     recorded = get_preset("mnist_mlp", learning_rate=0.001)
-    preset = _preset_from_args(args, recorded)
+    _record_run(tmp_path, RunSettings(recorded, run_dir=str(tmp_path)))
+    preset = resolve_settings(str(tmp_path), fields=preset_fields(args))[0].preset
     assert preset.r1_gamma == 2.0 and preset.learning_rate == 0.001
     assert isinstance(args, argparse.Namespace)
 
 
 def test_flags_left_out_come_from_the_recorded_run_else_the_defaults(tmp_path):
     from alae_tf.models.precision import PRECISIONS
-    from alae_tf.runs import RunSettings, record_config
-    from alae_tf.training.train import resolve_settings
+    from alae_tf.runs import RunSettings
+    from alae_tf.training import train
 
     recorded = RunSettings(get_preset("mnist_mlp", epochs=4, batch_size=16),
                            run_dir=str(tmp_path), seed=7, steps_per_epoch=3, keep_checkpoints=0)
-    record_config(recorded)
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "ckpt-1.index").write_bytes(b"")
-    settings, found = resolve_settings(build_parser().parse_args(
+    _record_run(tmp_path, recorded)
+    settings, found = train.resolve_settings(build_parser().parse_args(
         ["--run-dir", str(tmp_path), "--epochs", "6", "--grid-every", "2"]))
     assert found == recorded
     assert (settings.seed, settings.steps_per_epoch, settings.keep_checkpoints,
             settings.precision, settings.preset.batch_size, settings.preset.epochs,
             settings.grid_every) == (7, 3, 0, "float32", 16, 6, 2)
     settings.check_resumes(found)
+    # The library resolves the same way from plain arguments.
+    assert resolve_settings(str(tmp_path), fields={"epochs": 6}, grid_every=2, verbose=2) == (
+        settings, found)
 
-    fresh, found = resolve_settings(build_parser().parse_args(
+    fresh, found = train.resolve_settings(build_parser().parse_args(
         ["--run-dir", str(tmp_path / "new"), "--verbose", "1"]))
     assert found is None
     assert (fresh.preset.name, fresh.seed, fresh.steps_per_epoch, fresh.keep_checkpoints,
@@ -251,3 +280,19 @@ def test_translate_reaches_the_pipeline_and_is_checked():
     np.testing.assert_allclose(a.sum(axis=(1, 2, 3)), b.sum(axis=(1, 2, 3)), rtol=1e-5)
     with pytest.raises(DataError, match="translate must be a whole number of pixels"):
         make_dataset("mnist", resolution=28, channels=1, batch_size=32, translate=28)
+
+
+@pytest.mark.slow
+def test_a_notebook_trains_resumes_and_is_refused_through_the_library(tmp_path):
+    from alae_tf.trainer import OtherPreset, train
+
+    run = str(tmp_path / "run")
+    result = train(preset="mnist_mlp", run_dir=run, epochs=1, steps_per_epoch=2,
+                   batch_size=16, verbose=0)
+    assert (result.epoch, result.step, result.images_seen) == (1, 2, 32)
+    assert result.model_path == os.path.join(run, "model.keras")
+    assert os.path.isfile(result.model_path) and not result.already_trained
+    again = train(run_dir=run)  # everything left out: the recorded run, trained already
+    assert again.already_trained and (again.epoch, again.step) == (1, 2)
+    with pytest.raises(OtherPreset, match="holds a mnist_mlp run, not mnist_style_small"):
+        train(preset="mnist_style_small", run_dir=run)

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alae_tf.cli import UsageError
+from alae_tf.errors import CheckpointError, ConfigError
 from alae_tf.runs import (
     RunCheckpoint,
     RunSettings,
+    SettingChanged,
     named_variables,
     read_config,
     record_config,
@@ -78,10 +79,10 @@ def test_record_config_round_trip_and_resume_check(tmp_path):
     # anything else is another run.
     dataclasses.replace(settings, keep_checkpoints=0, preset=get_preset(
         "mnist_mlp", batch_size=32, epochs=500, max_image_pixels=10)).check_resumes(settings)
-    with pytest.raises(UsageError, match=r"holds a run with seed=1, not 2; re-run with the "
-                                         r"same settings to resume"):
+    with pytest.raises(SettingChanged, match=r"holds a run with seed=1, not 2; re-run with "
+                                             r"the same settings to resume"):
         dataclasses.replace(settings, seed=2).check_resumes(settings)
-    with pytest.raises(UsageError, match=r"batch_size=32, not 64"):
+    with pytest.raises(SettingChanged, match=r"batch_size=32, not 64"):
         dataclasses.replace(settings, preset=get_preset("mnist_mlp", batch_size=64)
                             ).check_resumes(settings)
     # Before the first checkpoint nothing is bound: a failed first attempt can be redone.
@@ -103,7 +104,7 @@ def test_an_older_config_reads_with_the_settings_it_ran_with(tmp_path):
     assert (settings.preset, settings.seed, settings.keep_checkpoints, settings.precision) == (
         preset, 4, 3, "float32")
     (tmp_path / "config.json").write_text('{"preset": {"nope": 1}}')
-    with pytest.raises(UsageError, match="it was not written by alae-train"):
+    with pytest.raises(ConfigError, match="it was not written by alae-train"):
         read_config(str(tmp_path))
 
 
@@ -167,7 +168,8 @@ def test_no_readable_checkpoint_is_one_clear_error(make_tiny_model, tmp_path):
     _checkpoints_at(model, tmp_path, [1, 2])
     for data in (tmp_path / "checkpoints").glob("*.data-*"):
         data.write_bytes(b"")
-    with pytest.raises(UsageError, match=r"no checkpoint in .* reads completely \(ckpt-2: .*"
-                                         r"ckpt-1: .*the files were left in place"):
+    with pytest.raises(CheckpointError, match=r"no checkpoint in .* reads completely "
+                                              r"\(ckpt-2: .*ckpt-1: .*the files were left "
+                                              r"in place"):
         RunCheckpoint(make_tiny_model(seed=2), str(tmp_path)).restore_latest(model_only=True)
     assert len(list((tmp_path / "checkpoints").glob("*.data-*"))) == 2

@@ -207,5 +207,5 @@ class ImageGridCallback(keras.callbacks.Callback):
             )
         with self.writer.as_default(step=done):
             for name, grid in grids.items():
-                tf.summary.image(name, grid[None].astype(np.float32) / 255.0)
+                tf.summary.image(name, images.PixelRange(0.0, 1.0).from_uint8(grid[None]))
         self.writer.flush()
