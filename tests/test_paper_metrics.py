@@ -229,3 +229,14 @@ def test_digits_pad_into_the_models_range_and_come_back_unclipped():
     assert np.all(digits.to_digit_units(overshoot, preset) == 1.25)  # not clipped
     assert digits.is_mnist(types.SimpleNamespace(resolution=32, channels=1))
     assert not digits.is_mnist(types.SimpleNamespace(resolution=64, channels=1))
+
+
+@pytest.mark.slow
+def test_the_python_example_of_docs_metrics_runs(exports):
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "metrics.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert '"runs/mnist_mlp_fast"' in code
+    exec(code.replace('"runs/mnist_mlp_fast"', repr(str(exports["mlp"][0]))), {})
