@@ -9,7 +9,9 @@ ppl.py).
 - PPL: ``alae_tf.metrics.ppl`` on the EMA mapping and generator, the two images of a pair
   sharing noise.
 
-Images reach the feature networks in [0, 1], whatever the model's pixel range.
+Images reach the feature networks in [0, 1], whatever the model's pixel range. The feature
+network and the PPL distance are chosen by name (``feature_network``, ``path_distance``), and
+``real_batches`` gives the real images; ``alae_tf.metrics.registry`` puts these together.
 """
 
 import dataclasses
