@@ -50,9 +50,12 @@ class PixelRange:
     def __iter__(self):  # unpacks as (low, high)
         return iter((self.low, self.high))
 
-    def to_unit(self, images):
-        """Images in this range -> [0, 1], clipped (as a saved image would be)."""
+    def to_unit(self, images, clip=True):
+        """Images in this range -> [0, 1], clipped (as a saved image would be) unless ``clip``
+        is False (an error measured on a generator's own output)."""
         unit = (images - self.low) / (self.high - self.low)
+        if not clip:
+            return unit if _is_tensor(images) else np.asarray(unit, dtype=np.float32)
         if _is_tensor(images):
             import tensorflow as tf
 

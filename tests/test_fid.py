@@ -4,7 +4,7 @@ ones, feature networks loaded from files, PPL of a linear generator against its 
 import numpy as np
 import pytest
 
-from alae_tf.errors import UsageError
+from alae_tf.errors import MetricError
 from alae_tf.metrics import fid, ppl
 
 
@@ -123,9 +123,9 @@ def test_any_keras_model_file_serves_as_the_feature_network(tmp_path):
 def test_feature_networks_that_cannot_serve_are_one_line(tmp_path):
     bad = tmp_path / "not_a_model.keras"
     bad.write_text("nothing")
-    with pytest.raises(UsageError, match="cannot load the feature network"):
+    with pytest.raises(MetricError, match="cannot load the feature network"):
         fid.keras_extractor(str(bad))
-    with pytest.raises(UsageError, match="cannot read the Inception graph"):
+    with pytest.raises(MetricError, match="cannot read the Inception graph"):
         fid.inception_graph_extractor(str(tmp_path / "missing.pb"))
 
 
@@ -147,7 +147,7 @@ def test_a_frozen_graph_with_the_fid_tensor_names_is_read(tmp_path):
     with other.as_default():
         tf.compat.v1.placeholder(tf.float32, [None, 2], name="input")
     (tmp_path / "other.pb").write_bytes(other.as_graph_def().SerializeToString())
-    with pytest.raises(UsageError, match="not the FID Inception graph"):
+    with pytest.raises(MetricError, match="not the FID Inception graph"):
         fid.inception_graph_extractor(str(tmp_path / "other.pb"))
 
 
@@ -244,13 +244,13 @@ def test_lpips_files_that_do_not_fit_are_one_line(tmp_path):
     weights = random_lpips_weights()
     del weights["lin4.model.1.weight"]
     np.savez(tmp_path / "short.npz", **weights)
-    with pytest.raises(UsageError, match="lack 1 tensors"):
+    with pytest.raises(MetricError, match="lack 1 tensors"):
         LPIPS.from_file(str(tmp_path / "short.npz"))
     weights = random_lpips_weights()
     weights["net.slice1.0.weight"] = weights["net.slice1.0.weight"][:32]
     np.savez(tmp_path / "wrong.npz", **weights)
-    with pytest.raises(UsageError, match=r"net.slice1.0.weight has shape \(32, 3, 3, 3\)"):
+    with pytest.raises(MetricError, match=r"net.slice1.0.weight has shape \(32, 3, 3, 3\)"):
         LPIPS.from_file(str(tmp_path / "wrong.npz"))
     (tmp_path / "junk.npz").write_text("junk")
-    with pytest.raises(UsageError, match="cannot read LPIPS weights"):
+    with pytest.raises(MetricError, match="cannot read LPIPS weights"):
         LPIPS.from_file(str(tmp_path / "junk.npz"))

@@ -104,3 +104,13 @@ def test_the_schedule_counts_each_level_at_its_epochs(tiny_style_preset):
 @pytest.fixture
 def tiny_style_preset():
     return get_preset("mnist_style_small", startf=8, maxf=16, epochs_per_lod=2, epochs=7)
+
+
+def test_flops_asked_by_name_are_the_forward_and_step_counts():
+    from alae_tf.metrics import compute
+
+    preset = get_preset("mnist_mlp")
+    model = build_model(preset, seed=0)
+    forward = forward_flops(model)
+    assert compute("flops", model, preset) == {
+        "flops": {**forward, "step_per_image": step_flops(forward, preset.r1_interval)}}

@@ -156,3 +156,87 @@ def test_alae_eval_writes_fid_and_ppl_and_refuses_unusable_networks(exports, tmp
         assert evaluate.main([str(run), *flags, *small]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("alae-eval: error: ") and message in err[0], err
+
+
+def test_fid_of_one_set_alone_equals_its_share_of_both():
+    model = tiny_model(seed=1)
+    rng = np.random.default_rng(0)
+    reals = [rng.uniform(0, 1, (16, 8, 8, 1)).astype(np.float32) for _ in range(2)]
+    quiet = {"batch_size": 16, "out": lambda line, flush: None}
+    both = generative.fid_scores(model, (0.0, 1.0), reals, _pixels(), 32, **quiet)
+    rec = generative.fid_scores(model, (0.0, 1.0), reals, _pixels(), 32,
+                                sets=("reconstructions",), **quiet)
+    gen = generative.fid_scores(model, (0.0, 1.0), reals, _pixels(), 32, sets=("generations",),
+                                **quiet)
+    assert set(rec) == {"fid_reconstructions", "fid_real_images", "fid_features"}
+    assert rec["fid_reconstructions"] == both["fid_reconstructions"]
+    assert gen["fid_generations"] == both["fid_generations"] and "fid_reconstructions" not in gen
+
+
+def test_metrics_are_asked_by_name_and_an_unknown_name_lists_the_known_ones():
+    from alae_tf.errors import MetricError
+    from alae_tf.metrics import MetricOptions, OptionError, compute, metric_names
+    from alae_tf.models.presets import get_preset
+
+    names = metric_names()
+    assert {"representation", "reconstruction_mse", "samples", "fid", "fid_generations",
+            "fid_reconstructions", "ppl", "ppl_full", "ppl_end", "flops"} <= set(names)
+    model, preset = tiny_model(), get_preset("mnist_mlp")
+    with pytest.raises(MetricError, match="unknown metric 'fid50k'; known: representation, "):
+        compute(["fid", "fid50k"], model, preset)
+    # A feature network that cannot be used is an OptionError naming the option, before any
+    # image is read.
+    with pytest.raises(OptionError, match="cannot read the Inception graph") as error:
+        compute("fid", model, preset, MetricOptions(fid_network="/missing/graph.pb"))
+    assert error.value.option == "fid_network"
+    with pytest.raises(OptionError, match="unknown PPL distance 'ssim'") as error:
+        compute("ppl", model, preset, MetricOptions(ppl_distance="ssim"))
+    assert error.value.option == "ppl_distance"
+
+
+def test_metrics_refuse_a_model_below_full_resolution():
+    from alae_tf.errors import MetricError
+    from alae_tf.metrics import compute
+
+    model = tiny_style_model()
+    model.set_level(0)
+    with pytest.raises(MetricError, match="level of detail 0 of 2"):
+        compute("ppl", model, None)
+
+
+def test_importing_the_metrics_package_loads_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, alae_tf.metrics as m; m.metric_names(); "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_digits_pad_into_the_models_range_and_come_back_unclipped():
+    import types
+
+    from alae_tf.metrics import digits
+
+    preset = types.SimpleNamespace(resolution=32, pixel_range=(-1.0, 1.0))
+    u8 = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    x = digits.to_model_range(u8, preset)
+    assert x.shape == (3, 32, 32, 1) and x.dtype == np.float32
+    assert np.all(x[:, :2] == -1.0) and np.all(x[:, :, -2:] == -1.0)  # padding is black
+    np.testing.assert_allclose(digits.to_digit_units(x, preset),
+                               u8[..., None].astype(np.float32) / 255.0, atol=1e-6)
+    overshoot = np.full((1, 32, 32, 1), 1.5, np.float32)
+    assert np.all(digits.to_digit_units(overshoot, preset) == 1.25)  # not clipped
+    assert digits.is_mnist(types.SimpleNamespace(resolution=32, channels=1))
+    assert not digits.is_mnist(types.SimpleNamespace(resolution=64, channels=1))
+
+
+@pytest.mark.slow
+def test_the_python_example_of_docs_metrics_runs(exports):
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "metrics.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert '"runs/mnist_mlp_fast"' in code
+    exec(code.replace('"runs/mnist_mlp_fast"', repr(str(exports["mlp"][0]))), {})

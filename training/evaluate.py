@@ -12,8 +12,9 @@ Scores, on the embedded held-out split (2,004 digits; train = the 7,996 training
 Reconstructions and samples come from the EMA networks, without truncation.
 
 With --fid and --ppl, any run (not only MNIST models) also gets the paper's image metrics: FID
-of generations and of reconstructions, and perceptual path length in W
-(``alae_tf.training.image_metrics``, docs/metrics.md).
+of generations and of reconstructions, and perceptual path length in W (docs/metrics.md).
+The scores are the library's (``alae_tf.metrics``, asked for by name); this application turns
+flags into metric names and options, and prints, plots and writes what comes back.
 """
 
 import os
@@ -30,7 +31,10 @@ from alae_tf.cli import (
     run_main,
     seed_int,
 )
-from alae_tf.training import image_metrics
+
+DEFAULT_IMAGES = 50_000
+# The flag that sets each MetricOptions field an OptionError can be about.
+_OPTION_FLAGS = {"fid_network": "--fid-network", "ppl_distance": "--ppl-distance"}
 
 
 def build_parser():
@@ -49,231 +53,133 @@ def build_parser():
                         "SVM, reconstruction MSE, label agreement, confident samples) and write "
                         "curves.json, curves.png and TensorBoard scalars (logs/eval); train "
                         "with alae-train --keep-checkpoints 0 to keep them all")
-    image_metrics.add_flags(parser)
+    _add_image_metric_flags(parser)
     add_verbose_flag(parser)
     return parser
 
 
-def _to_model_range(images_uint8, preset):
-    """uint8 [N, 28, 28] digits -> float [N, R, R, 1] in the model's range (zero-padded)."""
-    import numpy as np
+def _add_image_metric_flags(parser):
+    group = parser.add_argument_group("the paper's image metrics (docs/metrics.md)")
+    group.add_argument("--fid", action="store_true",
+                       help="FID of generations (no truncation, style mixing as the reference) "
+                       "and of reconstructions of real training images")
+    group.add_argument("--fid-images", type=positive_int, default=DEFAULT_IMAGES,
+                       help=f"images per set (default: {DEFAULT_IMAGES:,}, as the paper; fewer "
+                       "when the data has fewer)")
+    group.add_argument("--fid-network", default=None,
+                       help="features: 'digits' (the digit classifier: a digits-FID, not "
+                       "comparable with published FIDs), 'inception-hub' or "
+                       "'inception-hub:PATH' (TF-Hub's 2015-12-05 Inception, needs a network "
+                       "or a local copy), a classify_image_graph_def.pb, or any .keras/.h5 "
+                       "model (default: digits for MNIST models, else inception-hub)")
+    group.add_argument("--fid-input-range", default="-1,1", metavar="LOW,HIGH",
+                       help="pixel range a .keras/.h5 feature network expects (default: -1,1, "
+                       "as keras.applications' InceptionV3)")
+    group.add_argument("--ppl", action="store_true",
+                       help="perceptual path length in W, full and end (epsilon 1e-4)")
+    group.add_argument("--ppl-samples", type=positive_int, default=DEFAULT_IMAGES,
+                       help=f"path samples (default: {DEFAULT_IMAGES:,}, as the paper)")
+    group.add_argument("--ppl-distance", default=None,
+                       help="'lpips:FILE.npz' (LPIPS VGG16, the published distance; weights "
+                       "from the lpips package, see docs/metrics.md), 'digits' or 'pixels' "
+                       "(stand-ins, not comparable with published PPLs) (default: digits for "
+                       "MNIST models, else pixels)")
+    group.add_argument("--dataset", default=None,
+                       help="real images for FID: 'folder:PATH', 'tfds:NAME' or 'mnist' "
+                       "(default: the run's data source)")
+    group.add_argument("--metrics-batch-size", type=positive_int, default=64,
+                       help="images per batch for FID and PPL (default: 64)")
 
-    low, high = preset.pixel_range
-    x = images_uint8.astype(np.float32)[..., None] / 255.0
-    pad = (preset.resolution - 28) // 2
-    if pad:
-        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    return low + (high - low) * x
+
+def _input_range(text):
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--fid-input-range takes LOW,HIGH, got {text!r}") from None
+    if not high > low:
+        raise UsageError(f"--fid-input-range must be increasing, got {text!r}")
+    return low, high
 
 
-def _to_unit_range(images, preset):
-    """Model outputs [N, R, R, 1] -> [N, 28, 28, 1] in [0, 1] units (the digit area)."""
-    low, high = preset.pixel_range
-    pad = (preset.resolution - 28) // 2
-    if pad:
-        images = images[:, pad:-pad, pad:-pad]
-    return (images - low) / (high - low)
+def metric_options(args):
+    """The library's ``MetricOptions`` from the flags; a flag naming no known feature network,
+    distance or range is a usage error."""
+    from alae_tf.metrics import MetricOptions, generative
+
+    input_range = (-1.0, 1.0)
+    if args.fid and args.fid_network is not None:
+        if not generative.is_feature_network(args.fid_network):
+            raise UsageError(f"--fid-network {args.fid_network!r}: give "
+                             f"{generative.FEATURE_NETWORKS}")
+        if args.fid_network.endswith((".keras", ".h5")):
+            input_range = _input_range(args.fid_input_range)
+    if args.ppl and args.ppl_distance is not None:
+        if not generative.is_path_distance(args.ppl_distance):
+            raise UsageError(f"--ppl-distance {args.ppl_distance!r}: give "
+                             f"{generative.PATH_DISTANCES}")
+    return MetricOptions(
+        seed=args.seed, num_samples=args.num_samples, max_train=args.max_train,
+        classifier_epochs=args.classifier_epochs, fid_images=args.fid_images,
+        fid_network=args.fid_network, fid_input_range=input_range,
+        ppl_samples=args.ppl_samples, ppl_distance=args.ppl_distance, dataset=args.dataset,
+        batch_size=args.metrics_batch_size)
 
 
-def _batched(fn, x, batch=500):
-    import numpy as np
+def metric_names(args, preset):
+    """The library's metric names the flags ask for ``preset``'s model: the MNIST protocol for
+    an MNIST model, then FID and PPL when asked."""
+    from alae_tf.metrics import MNIST_PROTOCOL
+    from alae_tf.metrics.digits import is_mnist
 
-    return np.concatenate([np.asarray(fn(x[i:i + batch])) for i in range(0, len(x), batch)])
-
-
-def _codes(model, x, use_ema):
-    """w = E(x) in batches, from the EMA or the raw encoder."""
-    return _batched(lambda batch: model.encode(batch, use_ema), x)
-
-
-def _check_scorable(preset, run_dir):
-    if preset.channels != 1 or preset.resolution not in (28, 32):
+    names = []
+    if is_mnist(preset):
+        names.extend(MNIST_PROTOCOL)
+    elif not (args.fid or args.ppl):
         raise UsageError(
-            f"alae-eval scores MNIST models (28 or 32 px, 1 channel); {run_dir!r} is "
+            f"alae-eval scores MNIST models (28 or 32 px, 1 channel); {args.run_dir!r} is "
             f"{preset.resolution} px with {preset.channels} channels; give --fid or --ppl "
             "for the image metrics of any model"
         )
-
-
-def _digits(args, preset):
-    """The train and held-out digits: uint8, labels, and in the model's range."""
-    import numpy as np
-
-    from alae_tf.data import load_embedded_mnist
-
-    x_train_u8, y_train = load_embedded_mnist("train")
-    x_test_u8, y_test = load_embedded_mnist("test")
-    if args.max_train:  # a seeded subset: the embedded split is ordered by class
-        keep = np.random.default_rng(args.seed).permutation(len(y_train))[: args.max_train]
-        x_train_u8, y_train = x_train_u8[np.sort(keep)], y_train[np.sort(keep)]
-    return (x_train_u8, y_train, x_test_u8, y_test,
-            _to_model_range(x_train_u8, preset), _to_model_range(x_test_u8, preset))
-
-
-def _digit_classifier(args, x_test_u8, y_test):
-    """The sample-quality classifier, trained on all 7,996 train digits; and its accuracy."""
-    import numpy as np
-
-    from alae_tf.data import load_embedded_mnist
-    from alae_tf.metrics import representation
-
-    print("training the digit classifier ...", flush=True)
-    digits, labels = load_embedded_mnist("train")
-    classifier = representation.train_digit_classifier(
-        digits[..., None].astype(np.float32) / 255.0, labels, epochs=args.classifier_epochs,
-        seed=args.seed)
-    originals = x_test_u8[..., None].astype(np.float32) / 255.0
-    accuracy = float(np.mean(
-        np.argmax(classifier.predict(originals, verbose=0), axis=1) == y_test))
-    return classifier, accuracy
-
-
-def _generation_scores(model, preset, args, x_test, x_test_u8, classifier):
-    """(reconstruction MSE, classifier scores of samples and reconstructions), EMA networks."""
-    import numpy as np
-    import tensorflow as tf
-
-    from alae_tf.metrics import representation
-
-    reconstructions = _to_unit_range(_batched(model.reconstruct, x_test), preset)
-    originals = x_test_u8[..., None].astype(np.float32) / 255.0
-    mse = float(np.mean((reconstructions - originals) ** 2))
-    z = tf.random.stateless_normal((args.num_samples, model.latent_dim), seed=(args.seed, 7))
-    generated = _to_unit_range(_batched(model.generate, np.asarray(z)), preset)
-    samples = representation.classifier_scores(
-        classifier, generated, originals=originals, reconstructions=reconstructions)
-    return mse, samples
+    if args.fid:
+        names.append("fid")
+    if args.ppl:
+        names.append("ppl")
+    return names
 
 
 def evaluate(args):
     if args.all_checkpoints:
         return evaluate_checkpoints(args)
+    from alae_tf import metrics as library
     from alae_tf.runs import load_trained_model, write_json_atomic
 
     model, preset, _, epoch = load_trained_model(args.run_dir)
-    image_metrics_only = not image_metrics.is_mnist(preset) and (args.fid or args.ppl)
-    if not image_metrics_only:
-        _check_scorable(preset, args.run_dir)
-    if model.level != model.max_level:
-        raise UsageError(
-            f"{args.run_dir!r} is at level of detail {model.level} of {model.max_level} "
-            f"({model.level_resolution} px); alae-eval scores full-resolution models: "
-            "train longer"
-        )
+    names = metric_names(args, preset)
+    options = metric_options(args)
     start = time.time()
     metrics = {"run_dir": args.run_dir, "epoch": epoch, "step": int(model.step.numpy())}
-    classifier = _ClassifierOnce(args)
-    if not image_metrics_only:
-        metrics.update(_mnist_metrics(args, model, preset, classifier))
-    metrics.update(image_metrics.image_metrics(args, model, preset, classifier))
+    try:
+        metrics.update(library.compute(names, model, preset, options))
+    except library.OptionError as e:
+        raise UsageError(f"{_OPTION_FLAGS[e.option]}: {e}") from None
     metrics["seconds"] = round(time.time() - start, 1)
 
     path = os.path.join(args.run_dir, "metrics.json")
     write_json_atomic(path, metrics)
-    if not image_metrics_only:
+    if "representation" in metrics:
         _print_report(metrics)
-    image_metrics.print_report(metrics)
+    _print_image_metrics(metrics)
     print(f"written to {path} in {metrics['seconds']} s")
     return 0
 
 
-class _ClassifierOnce:
-    """The digit classifier, trained on first use and kept: the MNIST scores, the digits-FID
-    and the digit-feature PPL share it. Calling it returns the classifier."""
-
-    def __init__(self, args):
-        self.args, self.classifier, self.accuracy = args, None, None
-
-    def __call__(self):
-        if self.classifier is None:
-            from alae_tf.data import load_embedded_mnist
-
-            x_test_u8, y_test = load_embedded_mnist("test")
-            self.classifier, self.accuracy = _digit_classifier(self.args, x_test_u8, y_test)
-        return self.classifier
-
-
-def _mnist_metrics(args, model, preset, classifier):
-    """The paper's MNIST scores: representation, reconstruction MSE, classifier scores."""
-    from alae_tf.metrics import representation
-    from alae_tf.models.mlp.networks import MLPEncoder
-
-    x_train_u8, y_train, x_test_u8, y_test, x_train, x_test = _digits(args, preset)
-    metrics = {"num_train": len(x_train), "num_test": len(x_test), "representation": {}}
-    features = {}
-    for which, use_ema in (("ema", True), ("raw", False)):
-        features[f"w/{which}"] = (_codes(model, x_train, use_ema), _codes(model, x_test, use_ema))
-        encoder = model.encoder_ema if use_ema else model.encoder
-        if isinstance(encoder, MLPEncoder):  # the "long" features of the paper
-            features[f"features/{which}"] = (_batched(encoder.features, x_train),
-                                             _batched(encoder.features, x_test))
-    raw = (x_train_u8.reshape(len(x_train_u8), -1) / 255.0,
-           x_test_u8.reshape(len(x_test_u8), -1) / 255.0)
-    features["pixels"] = raw
-    features["pca50"] = representation.pca_features(*raw, n_components=50, seed=args.seed)
-    for name, (train_f, test_f) in features.items():
-        print(f"scoring {name} ({train_f.shape[1]}-D) ...", flush=True)
-        scores = representation.representation_scores(train_f, y_train, test_f, y_test,
-                                                      seed=args.seed)
-        metrics["representation"][name] = {"dim": int(train_f.shape[1]), **scores}
-
-    metrics["reconstruction_mse"], metrics["samples"] = _generation_scores(
-        model, preset, args, x_test, x_test_u8, classifier())
-    metrics["samples"]["classifier_test_accuracy"] = classifier.accuracy
-    metrics["samples"]["num_generated"] = args.num_samples
-    return metrics
-
-
-CURVE_KEYS = {  # curves.json key -> label
-    "w_ema_knn1": "w = E(x) 1-NN (EMA E)",
-    "w_ema_svm": "w = E(x) linear SVM (EMA E)",
-    "w_raw_knn1": "w = E(x) 1-NN (raw E)",
-    "w_raw_svm": "w = E(x) linear SVM (raw E)",
-    "label_agreement": "same label for x and G(E(x))",
-    "confident_fraction": "samples classified with confidence > 0.9",
-    "reconstruction_mse": "reconstruction MSE",
-}
-
-
 def evaluate_checkpoints(args):
     """alae-eval --all-checkpoints: the learning curves of a run, one point per checkpoint."""
-    from alae_tf.metrics import representation
-    from alae_tf.models.presets import build_model
-    from alae_tf.runs import RunCheckpoint, read_config, write_json_atomic
+    from alae_tf.metrics.curves import learning_curves
+    from alae_tf.runs import write_json_atomic
 
-    settings = read_config(args.run_dir)
-    preset = settings.preset
-    _check_scorable(preset, args.run_dir)
-    model = build_model(preset, seed=settings.seed)
-    checkpoint = RunCheckpoint(model, args.run_dir)
-    if not checkpoint.candidates():
-        raise UsageError(f"{args.run_dir!r} has no checkpoint yet; train at least one epoch "
-                         "first")
-    progress = checkpoint.progress.read()
-    start = time.time()
-    digits = _digits(args, preset)
-    x_train_u8, y_train, x_test_u8, y_test, _, x_test = digits
-    classifier, classifier_accuracy = _digit_classifier(args, x_test_u8, y_test)
-    print("scoring the PCA-50 baseline ...", flush=True)
-    pca = representation.pca_features(x_train_u8.reshape(len(x_train_u8), -1) / 255.0,
-                                  x_test_u8.reshape(len(x_test_u8), -1) / 255.0,
-                                  n_components=50, seed=args.seed)
-    baseline = representation.representation_scores(pca[0], y_train, pca[1], y_test, seed=args.seed)
-    points, low_resolution = [], []
-    for epoch in checkpoint.restore_each():
-        if model.level != model.max_level:
-            low_resolution.append(epoch)
-            continue
-        points.append(_curve_point(model, preset, args, digits, classifier,
-                                   epoch, progress.get(epoch, {})))
-    if not points:
-        raise UsageError(f"no checkpoint of {args.run_dir!r} is at full resolution (epochs "
-                         f"{low_resolution}); train longer")
-    curves = {"run_dir": args.run_dir, "preset": preset.name, "num_test": len(x_test),
-              "points": points, "skipped_low_resolution_epochs": low_resolution,
-              "pca50": {"knn1": baseline["knn1"], "svm": baseline["svm"]},
-              "classifier_test_accuracy": classifier_accuracy, "labels": CURVE_KEYS,
-              "seconds": round(time.time() - start, 1)}
+    curves = learning_curves(args.run_dir, metric_options(args))
+    points, low_resolution = curves["points"], curves["skipped_low_resolution_epochs"]
     json_path = os.path.join(args.run_dir, "curves.json")
     write_json_atomic(json_path, curves)
     png_path = os.path.join(args.run_dir, "curves.png")
@@ -290,33 +196,10 @@ def evaluate_checkpoints(args):
     return 0
 
 
-def _curve_point(model, preset, args, digits, classifier, epoch, record):
-    """The scores of checkpoint ``epoch`` (restored in ``model``), with its ``progress.json``
-    ``record``; printed as one line."""
-    from alae_tf.metrics import representation
-
-    _, y_train, x_test_u8, y_test, x_train, x_test = digits
-    point = {"epoch": epoch, "step": int(model.step.numpy()),
-             "images_seen": record.get("images_seen"),
-             "train_seconds": record.get("train_seconds")}
-    for which, use_ema in (("ema", True), ("raw", False)):
-        scores = representation.representation_scores(
-            _codes(model, x_train, use_ema), y_train, _codes(model, x_test, use_ema), y_test,
-            seed=args.seed)
-        point[f"w_{which}_knn1"], point[f"w_{which}_svm"] = scores["knn1"], scores["svm"]
-    point["reconstruction_mse"], samples = _generation_scores(
-        model, preset, args, x_test, x_test_u8, classifier)
-    point["label_agreement"] = samples["label_agreement"]
-    point["confident_fraction"] = samples["confident_fraction"]
-    print(f"epoch {epoch:>4} step {point['step']:>7}: w 1-NN {point['w_ema_knn1']:.4f} "
-          f"SVM {point['w_ema_svm']:.4f}, MSE {point['reconstruction_mse']:.4f}, "
-          f"agreement {point['label_agreement']:.3f}, confident "
-          f"{point['confident_fraction']:.3f}", flush=True)
-    return point
-
-
 def _write_curve_scalars(points, log_dir):
     import tensorflow as tf
+
+    from alae_tf.metrics.curves import CURVE_KEYS
 
     writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default():
@@ -332,6 +215,8 @@ def plot_curves(curves, path):
 
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
+
+    from alae_tf.metrics.curves import CURVE_KEYS
 
     points = curves["points"]
     timed = all(p["train_seconds"] is not None for p in points)
@@ -385,10 +270,25 @@ def _print_report(metrics):
     print(f"same label for x and G(E(x)): {samples['label_agreement']:.3f}")
 
 
+def _print_image_metrics(scores):
+    if "fid_generations" in scores:
+        count = scores["fid_real_images"]
+        print(f"{scores['fid_features']} of generations: {scores['fid_generations']:.3f}; of "
+              f"reconstructions: {scores['fid_reconstructions']:.3f} ({count:,} images each)")
+    if "ppl_full" in scores:
+        print(f"PPL in W ({scores['ppl_distance']}): full {scores['ppl_full']:.2f}, end "
+              f"{scores['ppl_end']:.2f} ({scores['ppl_samples']:,} samples)")
+
+
 def main(argv=None):
+    from alae_tf.errors import DataError
+
     quiet_tensorflow(early_flags(argv)[0])
     args = build_parser().parse_args(argv)
-    return run_main("alae-eval", lambda: evaluate(args))
+    hints = {}
+    if args.fid and not args.dataset:  # the run's own data source failed
+        hints[DataError] = "give FID's real images with --dataset"
+    return run_main("alae-eval", lambda: evaluate(args), hints=hints)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import scipy.linalg
 
-from alae_tf.errors import UsageError
+from alae_tf.errors import MetricError
 
 # The Inception graph of published FIDs, as TF-Hub serves it (needs a network).
 INCEPTION_HUB_URL = "https://tfhub.dev/tensorflow/tfgan/eval/inception/1"
@@ -66,7 +66,7 @@ class FeatureStatistics:
     def covariance(self):
         """The unbiased covariance (divided by N - 1), as ``np.cov``."""
         if self.count < 2:
-            raise ValueError(f"a covariance needs at least 2 feature vectors, got {self.count}")
+            raise MetricError(f"a covariance needs at least 2 feature vectors, got {self.count}")
         return self._scatter / (self.count - 1)
 
 
@@ -78,7 +78,7 @@ def frechet_distance(mean1, cov1, mean2, cov2, eps=1e-6):
     rounding are dropped when they are small (as in the reference implementations).
 
     Raises:
-        ValueError: the square root has a large imaginary component.
+        MetricError: the square root has a large imaginary component.
     """
     mean1 = np.atleast_1d(mean1).astype(np.float64)
     mean2 = np.atleast_1d(mean2).astype(np.float64)
@@ -94,8 +94,8 @@ def frechet_distance(mean1, cov1, mean2, cov2, eps=1e-6):
             root = scipy.linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
     if np.iscomplexobj(root):
         if not np.allclose(np.diagonal(root).imag, 0, atol=1e-3):
-            raise ValueError(f"the covariances' square root has an imaginary component of "
-                             f"{np.max(np.abs(root.imag)):.3g}")
+            raise MetricError(f"the covariances' square root has an imaginary component of "
+                              f"{np.max(np.abs(root.imag)):.3g}")
         root = root.real
     return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * np.trace(root))
 
@@ -164,11 +164,11 @@ def keras_extractor(path_or_model, input_range=(-1.0, 1.0), name=None, batch_siz
         try:
             model = keras.saving.load_model(path_or_model, compile=False)
         except (OSError, ValueError) as e:
-            raise UsageError(f"cannot load the feature network {path_or_model!r} ({e})") from None
+            raise MetricError(f"cannot load the feature network {path_or_model!r} ({e})") from None
     shape = model.input_shape
     if len(shape) != 4 or shape[1] != shape[2]:
-        raise UsageError(f"the feature network takes {shape}; FID needs one that takes square "
-                         "images [N, S, S, C]")
+        raise MetricError(f"the feature network takes {shape}; FID needs one that takes square "
+                          "images [N, S, S, C]")
     return FeatureExtractor(lambda x: model(x, training=False),
                             name or f"FID ({getattr(model, 'name', 'keras model')})",
                             size=shape[1], channels=shape[3], input_range=input_range,
@@ -188,12 +188,12 @@ def inception_graph_extractor(path, batch_size=64):
         with open(path, "rb") as f:
             graph_def = tf.compat.v1.GraphDef.FromString(f.read())
     except (OSError, ValueError) as e:
-        raise UsageError(f"cannot read the Inception graph {path!r} ({e}); give "
-                         "classify_image_graph_def.pb of the 2015-12-05 Inception") from None
+        raise MetricError(f"cannot read the Inception graph {path!r} ({e}); give "
+                          "classify_image_graph_def.pb of the 2015-12-05 Inception") from None
     names = {node.name for node in graph_def.node}
     if not {"ExpandDims", "pool_3"} <= names:
-        raise UsageError(f"{path!r} is not the FID Inception graph (no ExpandDims and pool_3 "
-                         "nodes)")
+        raise MetricError(f"{path!r} is not the FID Inception graph (no ExpandDims and pool_3 "
+                          "nodes)")
 
     def imported(images):
         pool, = tf.graph_util.import_graph_def(
@@ -215,9 +215,10 @@ def inception_hub_extractor(url=INCEPTION_HUB_URL, batch_size=64):
 
         module = hub.load(url)
     except Exception as e:  # hub raises many kinds: network, format, a missing module
-        raise UsageError(f"cannot load the FID Inception network from {url} "
-                         f"({type(e).__name__}); it needs a network, or download the module "
-                         "and give its folder, or give --fid-network FILE") from None
+        raise MetricError(f"cannot load the FID Inception network from {url} "
+                          f"({type(e).__name__}); it needs a network, or a downloaded copy of "
+                          "the module (its folder), or the frozen graph "
+                          "classify_image_graph_def.pb") from None
     signature = module.signatures["default"]
 
     def run(images):
@@ -245,7 +246,7 @@ def statistics_of(batches, extractor, count, progress=None):
     [N, H, W, C] arrays in [0, 1]); ``progress(done)`` is called after each batch.
 
     Raises:
-        ValueError: ``batches`` ran out before ``count`` images.
+        MetricError: ``batches`` ran out before ``count`` images.
     """
     stats = FeatureStatistics()
     for images in batches:
@@ -255,4 +256,4 @@ def statistics_of(batches, extractor, count, progress=None):
             progress(stats.count)
         if stats.count >= count:
             return stats
-    raise ValueError(f"only {stats.count} images were available, {count} were asked for")
+    raise MetricError(f"only {stats.count} images were available, {count} were asked for")

@@ -15,7 +15,7 @@ and averaged over the image; the five averages are summed.
 
 import numpy as np
 
-from alae_tf.errors import UsageError
+from alae_tf.errors import MetricError
 
 # (slice, index in torchvision's vgg16.features) of the 13 convolutions, and a max-pool before
 # slices 2 to 5.
@@ -54,12 +54,12 @@ class LPIPS:
         shapes = expected_shapes()
         missing = sorted(set(shapes) - set(weights))
         if missing:
-            raise UsageError(f"the LPIPS weights lack {len(missing)} tensors (first: "
-                             f"{missing[0]}); give the state dict of lpips.LPIPS(net='vgg')")
+            raise MetricError(f"the LPIPS weights lack {len(missing)} tensors (first: "
+                              f"{missing[0]}); give the state dict of lpips.LPIPS(net='vgg')")
         for key, shape in shapes.items():
             if tuple(np.shape(weights[key])) != shape:
-                raise UsageError(f"LPIPS weight {key} has shape {tuple(np.shape(weights[key]))}, "
-                                 f"expected {shape}")
+                raise MetricError(f"LPIPS weight {key} has shape {tuple(np.shape(weights[key]))}, "
+                                  f"expected {shape}")
         # PyTorch [out, in, kh, kw] -> TensorFlow [kh, kw, in, out].
         self.convs = [(block, tf.constant(np.transpose(weights[f"net.slice{block}.{i}.weight"],
                                                        (2, 3, 1, 0)), tf.float32),
@@ -77,8 +77,8 @@ class LPIPS:
             with np.load(path, allow_pickle=False) as data:
                 weights = {key: data[key] for key in data.files}
         except (OSError, ValueError) as e:
-            raise UsageError(f"cannot read LPIPS weights {path!r} ({e}); give an .npz of "
-                             "lpips.LPIPS(net='vgg').state_dict() (docs/metrics.md)") from None
+            raise MetricError(f"cannot read LPIPS weights {path!r} ({e}); give an .npz of "
+                              "lpips.LPIPS(net='vgg').state_dict() (docs/metrics.md)") from None
         return cls(weights, **kwargs)
 
     def _features(self, x):
