@@ -15,10 +15,15 @@ import sys
 import tempfile
 import warnings
 
-from alae_tf.errors import AlaeError, DataWarning, TrainingDiverged, UsageError, WorkerLost
+from alae_tf.errors import AlaeError, DataWarning, TrainingDiverged, WorkerLost
 
 LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 MAX_SEED = 2**31 - 1
+
+
+class UsageError(Exception):
+    """A bad flag value; exit status 2. The applications raise it, never the library (which
+    raises ``alae_tf.errors.AlaeError`` kinds that the applications map)."""
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -10,11 +10,6 @@ heavy, so that applications that never load TensorFlow (``alae-demo``) can use i
 import re
 
 
-class UsageError(Exception):
-    """A bad flag value; exit status 2. Raised by the applications only (it moves to
-    ``alae_tf.cli`` once no library module raises it)."""
-
-
 class AlaeError(Exception):
     """Base of the library's errors. ``str(e)`` is one line about the thing (a file, a run, a
     setting) and what to do about it, never about a command-line flag: the applications map
