@@ -15,7 +15,7 @@ import sys
 import tempfile
 import warnings
 
-from alae_tf.errors import AlaeError, DataWarning, TrainingDiverged, WorkerLost
+from alae_tf.errors import AlaeError, DataWarning, NotARunError, TrainingDiverged, WorkerLost
 
 LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 MAX_SEED = 2**31 - 1
@@ -141,6 +141,21 @@ def quiet_tensorflow(verbose, first_op=True):
     return True
 
 
+# What every application adds to these library errors.
+COMMON_HINTS = {NotARunError: "train one with alae-train --run-dir DIR"}
+
+
+def hint_for(problem, hints):
+    """The text ``hints`` holds for ``problem`` (a library error or warning), or None: a key is
+    an error class (``isinstance``) or the name of the setting the problem is about (its
+    ``setting`` attribute, e.g. "batch_size")."""
+    setting = getattr(problem, "setting", None)
+    for key, text in hints.items():
+        if key == setting if isinstance(key, str) else isinstance(problem, key):
+            return text
+    return None
+
+
 def run_main(prog, body, hints=None):
     """Runs ``body()`` and turns the project's expected failures into one line and an exit code
     (see the module docstring); checkpoints already written stay.
@@ -148,14 +163,18 @@ def run_main(prog, body, hints=None):
     Args:
         prog: the application's name, the line's prefix.
         body: the application's work; returns the exit status.
-        hints: {library error class: text}: what the application adds to the library's
-            message, e.g. the flag that sets the thing the message is about.
+        hints: {library error class or setting name: text}: what the application adds to the
+            library's message (and to a ``DataWarning``), e.g. the flag that sets the thing
+            the message is about; ``COMMON_HINTS`` come after them.
     """
+    hints = {**(hints or {}), **COMMON_HINTS}
     show_warning = warnings.showwarning
 
     def one_line(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, DataWarning):
-            print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
+            hint = hint_for(message, hints)
+            print(f"{prog}: warning: {message}{'; ' + hint if hint else ''}", file=sys.stderr,
+                  flush=True)
         else:
             show_warning(message, category, filename, lineno, file, line)
 
@@ -164,7 +183,7 @@ def run_main(prog, body, hints=None):
     try:
         return body()
     except tuple(kind for kind, _ in codes) as e:
-        hint = next((text for kind, text in (hints or {}).items() if isinstance(e, kind)), None)
+        hint = hint_for(e, hints)
         print(f"{prog}: error: {e}{'; ' + hint if hint else ''}", file=sys.stderr)
         return next(code for kind, code in codes if isinstance(e, kind))
     except KeyboardInterrupt:

@@ -13,7 +13,17 @@ import re
 class AlaeError(Exception):
     """Base of the library's errors. ``str(e)`` is one line about the thing (a file, a run, a
     setting) and what to do about it, never about a command-line flag: the applications map
-    each kind to an exit status and add the flag that sets the thing (``alae_tf.cli``)."""
+    each kind to an exit status and add the flag that sets the thing (``alae_tf.cli``).
+
+    Args:
+        message: the one line.
+        setting: the name of the run setting or preset field the remedy changes (e.g.
+            "batch_size"), for an application to name its flag; None when there is none.
+    """
+
+    def __init__(self, message="", setting=None):
+        super().__init__(message)
+        self.setting = setting
 
 
 class ConfigError(AlaeError, ValueError):
@@ -29,6 +39,10 @@ class RunDirError(AlaeError):
     requested epoch, or cannot be written."""
 
 
+class NotARunError(RunDirError):
+    """A directory that holds no run (no config.json): the applications say how to make one."""
+
+
 class DataError(AlaeError, ValueError):
     """Bad data or data settings. ``str(e)`` is one line naming the problem and what to do."""
 
@@ -39,7 +53,12 @@ class MetricError(AlaeError, ValueError):
 
 
 class DataWarning(UserWarning):
-    """Files of a data source that were skipped. ``str(w.message)`` is one line."""
+    """Files of a data source that were skipped. ``str(w.message)`` is one line; ``setting``
+    as for ``AlaeError`` (the limit that skipped them), or None."""
+
+    def __init__(self, message="", setting=None):
+        super().__init__(message)
+        self.setting = setting
 
 
 class TrainingDiverged(AlaeError):

@@ -30,6 +30,7 @@ from alae_tf.errors import (
     CheckpointError,
     ConfigError,
     DataError,
+    NotARunError,
     RunDirError,
     short_reason,
     write_error_reason,
@@ -170,9 +171,7 @@ def read_config(run_dir):
     """
     path = os.path.join(run_dir, CONFIG_NAME)
     if not os.path.isfile(path):
-        # The one remedy that names a command line: every application reading runs shows it.
-        raise RunDirError(f"{run_dir!r} is not a run directory (no {CONFIG_NAME}); "
-                         "train one with alae-train --run-dir DIR")
+        raise NotARunError(f"{run_dir!r} is not a run directory (no {CONFIG_NAME})")
     try:
         with open(path, encoding="utf-8") as f:
             payload = json.load(f)
@@ -180,8 +179,8 @@ def read_config(run_dir):
                            for k, v in payload["preset"].items()})
         return RunSettings(preset, run_dir=run_dir, **payload.get("settings", {}))
     except (ValueError, KeyError, TypeError) as e:
-        raise ConfigError(f"cannot read {path} ({e}); it was not written by alae-train"
-                          ) from None
+        raise ConfigError(f"cannot read {path} ({e}); it was not written by this project's "
+                          "training run") from None
 
 
 def recorded_run(run_dir):

@@ -168,8 +168,9 @@ def test_stale_temporary_checkpoint_folders_are_removed(make_tiny_model, tmp_pat
 
 @pytest.mark.slow
 def test_kill_9_during_training_saves_loses_nothing_and_the_run_resumes(tmp_path, capsys):
-    # A real SIGKILL, aimed at a checkpoint save: one step per epoch, so saves take most of
-    # the time; the test waits for a ckpt-N_temp folder (a save in flight) to kill in it.
+    # (Also the CLI's resume-after-kill check: one killed process serves both.) A real SIGKILL,
+    # aimed at a checkpoint save: one step per epoch, so saves take most of the time; the test
+    # waits for a ckpt-N_temp folder (a save in flight) to kill in it.
     run = tmp_path / "run"
     command = [str(BIN / "alae-train"), "--preset", "mnist_mlp", "--epochs", "40",
                "--steps-per-epoch", "1", "--grid-every", "1000", "--run-dir", str(run)]
@@ -180,8 +181,10 @@ def test_kill_9_during_training_saves_loses_nothing_and_the_run_resumes(tmp_path
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and process.poll() is None:
+            # Three index files: checkpoint 2 is committed (its entry in ``checkpoint`` is
+            # written before save 3 starts); a second one can be on disk, not yet listed.
             saved = list(checkpoints.glob("ckpt-*.index")) if checkpoints.is_dir() else []
-            if len(saved) >= 2 and list(checkpoints.glob("*_temp")):
+            if len(saved) >= 3 and list(checkpoints.glob("*_temp")):
                 break
             time.sleep(0.002)
         process.send_signal(signal.SIGKILL)
@@ -196,8 +199,13 @@ def test_kill_9_during_training_saves_loses_nothing_and_the_run_resumes(tmp_path
     again, _, _, _ = load_trained_model(str(run))
     for a, b in zip(weights, [w.numpy() for w in again.weights], strict=True):
         np.testing.assert_array_equal(a, b)
-    assert train.main([*command[1:4], str(epoch + 1), *command[5:], "--verbose", "0"]) == 0
-    assert f"resuming {run} from epoch {epoch} " in capsys.readouterr().out
+    # The same command, in-process, goes on from that checkpoint: the step counter and the
+    # overall progress count the run's epochs, not this process's (one step per epoch).
+    assert train.main([*command[1:4], str(epoch + 1), *command[5:], "--verbose", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming {run} from epoch {epoch} (step {epoch})" in out
+    assert f"\nepoch {epoch + 1}/{epoch + 1}, " in out
+    assert f"done: epoch {epoch + 1}, step {epoch + 1}" in out
     assert not list(checkpoints.glob("*_temp")) and (run / "model.keras").is_file()
 
 
@@ -301,24 +309,49 @@ def test_a_folder_of_only_broken_images_is_one_clear_error(tmp_path):
     assert "drop_remainder" not in message and "\n" not in message
 
 
-def test_too_few_usable_images_names_the_batch_size_flag(tmp_path):
+def test_too_few_usable_images_name_the_batch_size_and_alae_train_its_flag(tmp_path, capsys):
     files = _digit_folder(tmp_path / "few", 4, np.random.default_rng(0))
     _truncate(files[0])
     with pytest.warns(DataWarning), pytest.raises(DataError) as info:
         make_dataset(f"folder:{tmp_path / 'few'}", resolution=8, channels=1, batch_size=8)
-    assert "3 usable images" in str(info.value) and "--batch-size" in str(info.value)
-    assert "drop_remainder" not in str(info.value)
+    assert "3 usable images" in str(info.value) and info.value.setting == "batch_size"
+    assert "drop_remainder" not in str(info.value) and "--" not in str(info.value)
+    # alae-train's line adds the flag (its data check runs before any TensorFlow work).
+    run = tmp_path / "run"
+    assert train.main(["--preset", "mnist_mlp", "--dataset", f"folder:{tmp_path / 'few'}",
+                       "--batch-size", "8", "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("add images or lower the batch size; --batch-size sets it"), err
+    assert not run.exists()
 
 
-def test_huge_images_are_skipped_by_an_explicit_limit_that_a_flag_raises(tmp_path):
+def test_an_application_adds_its_flag_to_a_data_warning_about_a_setting(capsys):
+    import warnings
+
+    from alae_tf.cli import run_main
+
+    def body():
+        warnings.warn(DataWarning("folder f: skipped 1 (raise max_image_pixels to use them)",
+                                  setting="max_image_pixels"), stacklevel=1)
+        warnings.warn(DataWarning("folder f: skipped 1 damaged"), stacklevel=1)
+        return 0
+
+    assert run_main("alae-train", body, hints=train.HINTS) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "alae-train: warning: folder f: skipped 1 (raise max_image_pixels to use them); "
+        "--max-image-pixels sets it",
+        "alae-train: warning: folder f: skipped 1 damaged"]
+
+
+def test_huge_images_are_skipped_by_an_explicit_limit_that_a_setting_raises(tmp_path):
     folder = tmp_path / "mixed"
     _digit_folder(folder, 4, np.random.default_rng(0))
     _huge_png(folder / "huge.png", 20000, 20000)  # valid, but above PIL's bomb guard
     with pytest.warns(DataWarning, match=r"skipped 1 above the limit of 40,000,000 pixels "
-                      r"\(first: huge\.png: 20000x20000; raise it with alae-train "
-                      r"--max-image-pixels"):
+                      r"\(first: huge\.png: 20000x20000; raise max_image_pixels to use "
+                      r"them\)$") as record:
         _, count = make_dataset(f"folder:{folder}", resolution=8, channels=1, batch_size=2)
-    assert count == 4
+    assert count == 4 and record[0].message.setting == "max_image_pixels"
     # The limit is the caller's: 28 x 28 = 784 pixels is above 700.
     with pytest.raises(DataError, match="5 above the limit of 700 pixels"):
         make_dataset(f"folder:{folder}", resolution=8, channels=1, batch_size=2,

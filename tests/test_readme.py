@@ -4,10 +4,11 @@ Every ``alae-train``, ``alae-eval``, ``alae-sample``, ``alae-export``, ``alae-se
 ``alae-import`` line of the README's bash blocks is parsed by its tool's flag parser; the ones
 this machine can run are run in-process, in README order, in a temporary directory, with tiny
 settings appended (argparse keeps the last value of a flag), and must leave the files they
-promise. The Python example runs against the model the README's train command wrote, and
-every ``docs/`` link of the README must resolve.
+promise. The Python example (train, score, export, use) runs on the run the README's train
+command wrote, and every ``docs/`` link of the README must resolve.
 """
 
+import functools
 import json
 import re
 import shlex
@@ -158,7 +159,17 @@ def test_readme_commands_run(tmp_path, monkeypatch, capsys):
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(2, 28, 28, 1)).astype("float32")
     names = {"x": x, "x_a": x[:1], "x_b": x[1:], "z": rng.normal(size=(2, 50)).astype("float32")}
+    # Its metrics with TINY's alae-eval settings (the defaults fit on all 7,996 digits).
+    from alae_tf.metrics import registry
+
+    monkeypatch.setattr(registry, "MetricOptions", functools.partial(
+        registry.MetricOptions, max_train=300, num_samples=100, classifier_epochs=1))
     exec(code, names)  # the README's own example
+    assert names["result"].epoch >= 1 and Path(names["result"].model_path).is_file()
+    assert 0.0 <= names["scores"]["representation"]["w/raw"]["knn1"] <= 1.0
+    assert names["scores"]["reconstruction_mse"] > 0
+    (version,) = re.findall(r'export_saved_model\(model, preset, "([^"]+)"\)', code)
+    assert (Path(version) / "saved_model.pb").is_file()
     assert names["x_rec"].shape == x.shape and names["w"].shape == (2, 50)
     assert names["x_new"].shape == x.shape
 

@@ -104,7 +104,7 @@ def test_an_older_config_reads_with_the_settings_it_ran_with(tmp_path):
     assert (settings.preset, settings.seed, settings.keep_checkpoints, settings.precision) == (
         preset, 4, 3, "float32")
     (tmp_path / "config.json").write_text('{"preset": {"nope": 1}}')
-    with pytest.raises(ConfigError, match="it was not written by alae-train"):
+    with pytest.raises(ConfigError, match="it was not written by this project's training run"):
         read_config(str(tmp_path))
 
 

@@ -285,7 +285,7 @@ def main(argv=None):
 
     quiet_tensorflow(early_flags(argv)[0])
     args = build_parser().parse_args(argv)
-    hints = {}
+    hints = {"batch_size": "--metrics-batch-size sets it"}
     if args.fid and not args.dataset:  # the run's own data source failed
         hints[DataError] = "give FID's real images with --dataset"
     return run_main("alae-eval", lambda: evaluate(args), hints=hints)

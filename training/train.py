@@ -20,6 +20,8 @@ from alae_tf.errors import TrainingDiverged
 # What alae-train adds to the library's errors: the flag that sets the thing they are about.
 HINTS = {
     TrainingDiverged: "lower --learning-rate (in a new --run-dir if this one has checkpoints)",
+    "batch_size": "--batch-size sets it",
+    "max_image_pixels": "--max-image-pixels sets it",
 }
 
 

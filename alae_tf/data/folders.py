@@ -46,15 +46,15 @@ def open_folder(path, split, resolution, channels, max_image_pixels):
             f"image folder {path!r} has no image files ({', '.join(IMAGE_SUFFIXES)}); "
             "point folder: at the directory that holds them"
         )
-    files, summary = _usable_files(root, candidates, max_image_pixels, path)
+    files, summary, setting = _usable_files(root, candidates, max_image_pixels, path)
     if not files:
         raise DataError(
             f"none of the {len(candidates)} image files in folder {path!r} can be used: "
-            f"{summary}"
+            f"{summary}", setting=setting,
         )
     if summary:
         _warn_once(f"folder {path}: using {len(files)} of {len(candidates)} image files; "
-                   f"skipped {summary}")
+                   f"skipped {summary}", setting)
 
     def decode_example(file):
         return decode_square(tf.io.read_file(file), resolution, channels)
@@ -64,8 +64,9 @@ def open_folder(path, split, resolution, channels, max_image_pixels):
 
 
 def _usable_files(root, candidates, max_image_pixels, label):
-    """``(files, summary)``: the paths of the usable ``candidates`` in order, and one phrase
-    counting the skipped ones ("" when none are)."""
+    """``(files, summary, setting)``: the paths of the usable ``candidates`` in order, one
+    phrase counting the skipped ones ("" when none are), and "max_image_pixels" when the
+    limit skipped some (else None)."""
     checks, stamps = check_images(root, candidates)
     bad, too_large, within = [], [], []
     for p in candidates:
@@ -86,7 +87,8 @@ def _usable_files(root, candidates, max_image_pixels, label):
         else:
             files.append(file)
     bad.sort()
-    return files, _skip_summary(bad, too_large, max_image_pixels, root)
+    return (files, _skip_summary(bad, too_large, max_image_pixels, root),
+            "max_image_pixels" if too_large else None)
 
 
 def _skip_summary(bad, too_large, max_image_pixels, root):
@@ -99,16 +101,15 @@ def _skip_summary(bad, too_large, max_image_pixels, root):
     if too_large:
         parts.append(
             f"{len(too_large)} above the limit of {max_image_pixels:,} pixels (first: "
-            f"{first(too_large)}; raise it with alae-train --max-image-pixels, or "
-            "max_image_pixels= in Python)"
+            f"{first(too_large)}; raise max_image_pixels to use them)"
         )
     return "; ".join(parts)
 
 
 @functools.cache
-def _warn_once(message):
+def _warn_once(message, setting=None):
     """Warns of skipped files once per process, however often the folder is opened
     (training, the held-out images and the image grids each open it); the cache of this
     function is the memory of the warnings given."""
     # stacklevel 5 names the caller of make_dataset (through open_folder and open_source).
-    warnings.warn(message, DataWarning, stacklevel=5)
+    warnings.warn(DataWarning(message, setting=setting), stacklevel=5)

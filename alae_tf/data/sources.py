@@ -79,12 +79,12 @@ def check_batch_size(source: Source, batch_size: int, num_shards: int = 1) -> No
     if batch_size > source.num_examples:
         raise DataError(
             f"a batch of {batch_size} needs more than the {source.num_examples} usable images "
-            f"of {source.spec!r} (split {source.split!r}); add images or lower the batch size "
-            "(alae-train --batch-size)"
+            f"of {source.spec!r} (split {source.split!r}); add images or lower the batch size",
+            setting="batch_size",
         )
     if batch_size * num_shards > source.num_examples:
         raise DataError(
             f"{num_shards} shards of {batch_size} images need more than the "
             f"{source.num_examples} usable images of {source.spec!r}; add images or lower the "
-            "batch size"
+            "batch size", setting="batch_size",
         )
