@@ -21,10 +21,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     for _threads in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(_threads, "1")
-# Folder image checks are cached (alae_tf.data); tests and the CLIs they start keep theirs
-# out of the user's ~/.cache.
-os.environ["ALAE_TF_CACHE_DIR"] = tempfile.mkdtemp(prefix="alae_tf_cache_")
-atexit.register(shutil.rmtree, os.environ["ALAE_TF_CACHE_DIR"], ignore_errors=True)
+# Folder image checks and the digit classifier are cached (alae_tf.cache); tests and the CLIs
+# they start keep theirs out of the user's ~/.cache, in one folder per session that the lanes
+# share (pytest-xdist's lanes inherit it from the process that starts them), so the
+# classifier of alae-eval's settings is trained once per session.
+if not os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["ALAE_TF_CACHE_DIR"] = tempfile.mkdtemp(prefix="alae_tf_cache_")
+    atexit.register(shutil.rmtree, os.environ["ALAE_TF_CACHE_DIR"], ignore_errors=True)
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402

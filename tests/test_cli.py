@@ -160,8 +160,9 @@ def test_train_eval_sample_end_to_end(tmp_path, capsys):
     assert "nothing to do" in capsys.readouterr().out
 
     assert evaluate.main([str(run_dir), "--max-train", "600", "--num-samples", "200",
-                          "--classifier-epochs", "2"]) == 0
-    assert "1-NN" in capsys.readouterr().out
+                          "--classifier-epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1-NN" in out and "digit classifier" in out
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["step"] == 6 and metrics["num_test"] == 2004
     for name in ("w/ema", "w/raw", "features/ema", "features/raw", "pixels", "pca50"):
@@ -218,27 +219,28 @@ def test_resuming_with_other_settings_is_refused(capsys, tmp_path):
 def test_style_preset_grows_then_evaluates_and_samples(tmp_path, capsys):
     run_dir = tmp_path / "style"
     command = ["--preset", "mnist_style_small", "--steps-per-epoch", "2", "--batch-size", "8",
-               "--set", "epochs_per_lod=2", "--grid-every", "3", "--verbose", "2", "--run-dir",
+               "--set", "epochs_per_lod=1", "--grid-every", "2", "--verbose", "2", "--run-dir",
                str(run_dir)]
-    # Up a level every 2 epochs: epoch 3 fades in 8 px.
-    assert train.main([*command, "--epochs", "3"]) == 0
+    # Up a level every epoch: epoch 2 fades in 8 px.
+    assert train.main([*command, "--epochs", "2"]) == 0
     out = capsys.readouterr().out
-    assert "level 0 (4 px), epochs 1..2" in out
-    assert "level 1 (8 px), epochs 3..3" in out
-    assert "\nepoch 2/3, " in out and "\nepoch 3/3, " in out  # one count across the levels
-    grid = Image.open(run_dir / "samples" / "epoch_0003_samples.png")
+    assert "level 0 (4 px), epochs 1..1" in out
+    assert "level 1 (8 px), epochs 2..2" in out
+    assert "\nepoch 1/2, " in out and "\nepoch 2/2, " in out  # one count across the levels
+    grid = Image.open(run_dir / "samples" / "epoch_0002_samples.png")
     assert grid.size == (8 * 10 + 2, 8 * 10 + 2)  # 8 px images at level 1
 
     assert evaluate.main([str(run_dir)]) == 2
     assert "level of detail 1 of 3" in capsys.readouterr().err
 
     # Resume up to the full 32 px level, then evaluate and sample.
-    assert train.main([*command, "--epochs", "7"]) == 0
-    assert "level 3 (32 px), epochs 7..7" in capsys.readouterr().out
+    assert train.main([*command, "--epochs", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "level 2 (16 px), epochs 3..3" in out and "level 3 (32 px), epochs 4..4" in out
     assert evaluate.main([str(run_dir), "--max-train", "300", "--num-samples", "100",
                           "--classifier-epochs", "1"]) == 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["step"] == 14 and 0.0 <= metrics["representation"]["w/raw"]["knn1"] <= 1.0
+    assert metrics["step"] == 8 and 0.0 <= metrics["representation"]["w/raw"]["knn1"] <= 1.0
     assert sample.main([str(run_dir), "--num", "8", "--mix", "--direction", "mnist:3",
                         "mnist:8"]) == 0
     assert Image.open(run_dir / "samples" / "interpolations.png").size[1] == 8 * 34 + 2

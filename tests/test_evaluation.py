@@ -156,3 +156,55 @@ def test_classifier_scores_rejects_bad_inputs(classifier, mnist):
         representation.classifier_scores(classifier, x, originals=x)
     with pytest.raises(ValueError):
         representation.classifier_scores(classifier, (x * 255).astype(np.uint8))
+
+
+def test_the_digit_classifier_is_trained_once_per_settings_then_read_from_the_cache(
+        tmp_path, monkeypatch):
+    import keras
+
+    from alae_tf.metrics import digits
+
+    monkeypatch.setenv("ALAE_TF_CACHE_DIR", str(tmp_path))
+    trained = []
+
+    def untrained(images, labels, *, epochs, seed):  # the real network, no fit: fast
+        trained.append((epochs, seed, len(images)))
+        keras.utils.set_random_seed(seed + epochs)
+        return representation.build_digit_classifier()
+
+    monkeypatch.setattr(representation, "train_digit_classifier", untrained)
+    lines = []
+
+    def out(message, **_):
+        lines.append(message)
+
+    first, accuracy = digits.train_classifier(epochs=3, seed=1, out=out)
+    after_training = np.random.random()
+    again, again_accuracy = digits.train_classifier(epochs=3, seed=1, out=out)
+    path = digits.classifier_cache_path(3, 1)
+    assert trained == [(3, 1, 7996)] and path.parent == tmp_path / "digit_classifier"
+    assert lines == ["training the digit classifier ...",
+                     f"digit classifier: read from the cache ({path})"]
+    for a, b in zip(first.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert again_accuracy == accuracy
+    # Keras's generators are seeded the same whether the classifier was trained or read.
+    assert np.random.random() == after_training
+
+    # Other settings are another classifier; a damaged file is trained again and replaced.
+    digits.train_classifier(epochs=4, seed=1, out=out)
+    assert trained[-1] == (4, 1, 7996) and len(trained) == 2
+    path.write_bytes(b"not an HDF5 file")
+    digits.train_classifier(epochs=3, seed=1, out=out)
+    assert len(trained) == 3 and lines[-1] == "training the digit classifier ..."
+    digits.train_classifier(epochs=3, seed=1, out=out)
+    assert len(trained) == 3 and lines[-1].startswith("digit classifier: read from the cache")
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
+
+    # A cache that cannot be written costs a line and a training next time, nothing else.
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("ALAE_TF_CACHE_DIR", str(blocked))
+    classifier, _ = digits.train_classifier(epochs=3, seed=1, out=out)
+    assert lines[-1].startswith(f"(could not cache the digit classifier in {blocked}")
+    assert classifier.count_params() == first.count_params()

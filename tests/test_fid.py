@@ -31,14 +31,25 @@ def test_frechet_distance_of_two_gaussians_in_closed_form():
     assert fid.frechet_distance([0.0], [[4.0]], [3.0], [[1.0]]) == pytest.approx(9 + 1)
 
 
-def test_singular_covariances_get_the_eps_guard():
-    # Fewer samples than dimensions: rank-deficient covariances still give a finite distance.
+def test_the_distance_equals_the_reference_implementations_matrix_square_root():
+    # The reference implementations take scipy's sqrtm of C1 C2; the eigendecompositions used
+    # here give its trace, for full-rank and for rank-deficient covariances (fewer samples than
+    # dimensions, as FID on a few images) alike.
+    import scipy.linalg
+
     rng = np.random.default_rng(2)
-    a, b = fid.FeatureStatistics(), fid.FeatureStatistics()
-    a.update(rng.normal(size=(5, 20)))
-    b.update(rng.normal(size=(5, 20)) + 1.0)
-    value = fid.statistics_distance(a, b)
-    assert np.isfinite(value) and value > 0
+    for samples, dim in ((400, 20), (5, 20), (12, 300)):
+        a, b = fid.FeatureStatistics(), fid.FeatureStatistics()
+        a.update(rng.normal(size=(samples, dim)))
+        b.update(rng.normal(size=(samples, dim)) * 1.5 + 1.0)
+        root = scipy.linalg.sqrtm(a.covariance @ b.covariance).real
+        expected = (np.sum((a.mean - b.mean) ** 2) + np.trace(a.covariance)
+                    + np.trace(b.covariance) - 2 * np.trace(root))
+        value = fid.statistics_distance(a, b)
+        assert np.isfinite(value) and value > 0
+        assert value == pytest.approx(expected, rel=1e-6), (samples, dim)
+    with pytest.raises(MetricError, match="not finite"):
+        fid.frechet_distance([0.0, np.nan], np.eye(2), [0.0, 0.0], np.eye(2))
 
 
 def test_streaming_statistics_equal_one_shot_statistics():
@@ -99,7 +110,7 @@ def test_fid_end_to_end_with_a_random_inception_at_299_px(tmp_path):
     real_stats = stats(real)
     assert real_stats.mean.shape == (2048,)
     np.testing.assert_array_equal(stats(real).mean, real_stats.mean)  # deterministic features
-    # Each distance is a 2048 x 2048 matrix square root (seconds): two of them.
+    # Each distance is two 2048 x 2048 symmetric eigendecompositions (seconds): two of them.
     near_fid = fid.statistics_distance(real_stats, stats(near))
     far_fid = fid.statistics_distance(real_stats, stats(far))
     assert 0 < near_fid < far_fid

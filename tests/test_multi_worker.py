@@ -3,9 +3,10 @@ and one CPU device, train as one MultiWorkerMirroredStrategy.
 
 What is checked: both workers end with identical weights (the same fingerprint); the chief
 alone writes the run (config, checkpoints, grids, logs, model.keras) and the other worker's
-temporary directory is gone at the end; the result matches one process training on the same
-global batch; the time budget stops both at the same epoch; a worker killed mid-run makes
-the other stop with one line, and restarting both resumes from the chief's newest checkpoint.
+temporary directory is gone at the end; the result matches one process (alae-train in the
+test's own process) training on the same global batch; a worker killed mid-run makes the other
+stop with one line, and restarting both resumes from the chief's newest checkpoint, where a
+time budget stops both at the same epoch.
 
 Tolerance against one process: the per-worker halves of a batch are summed in another order,
 so weights differ by rounding, which Adam (beta_1 = 0) can turn into a sign: a parameter with
@@ -15,6 +16,8 @@ MLP-ALAE, largest difference 6e-6; 99.99% and 99.96% for the StyleALAE, largest 
 that the first step's logged losses agree to 1e-3 relative.
 """
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -31,6 +34,7 @@ import tensorflow as tf
 from helpers import BIN
 
 from alae_tf.distribute import ClusterError, cluster_from_tf_config, is_chief_task
+from alae_tf.training import train
 
 # Every test here runs worker processes on 127.0.0.1: the slow tier.
 pytestmark = pytest.mark.slow
@@ -106,11 +110,13 @@ def _train_pair(run_dir, args, tmp_path, tag):
 
 
 def _single(run_dir, args):
-    result = subprocess.run([str(BIN / "alae-train"), "--run-dir", str(run_dir), *args],
-                            capture_output=True, text=True, timeout=TIMEOUT,
-                            env=_env(TF_NUM_INTRAOP_THREADS="2"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    """One process on the same global batch: alae-train in this process (its default strategy:
+    one device), its output as printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = train.main(["--run-dir", str(run_dir), *args])
+    assert code == 0, printed.getvalue()[-3000:]
+    return printed.getvalue()
 
 
 def _fingerprint(output):
@@ -246,17 +252,6 @@ def test_two_workers_train_style_alae_through_a_level_change(tmp_path):
     assert fraction >= 0.995, (fraction, largest)
 
 
-def test_the_time_budget_stops_every_worker_at_the_same_epoch(tmp_path):
-    # 0.001 minutes is over during the first epoch of either worker: both stop after it.
-    chief, other = _train_pair(tmp_path / "run", [*MLP_ARGS, "--epochs", "3",
-                                                  "--steps-per-epoch", "1",
-                                                  "--time-budget", "0.001"], tmp_path, "budget")
-    for output in (chief, other):
-        assert "stopped after epoch 1 of 3" in output
-    assert _fingerprint(chief) == _fingerprint(other)
-    assert (tmp_path / "run" / "checkpoints" / "ckpt-1.index").exists()
-
-
 def test_workers_that_see_different_run_directories_stop_before_training(mlp_pair, tmp_path):
     # A run directory that is not shared: the chief's holds checkpoints, worker 1's path
     # holds nothing. Both must stop with one line, and nothing is written on either side.
@@ -304,10 +299,16 @@ def test_a_killed_worker_stops_the_other_and_both_resume_from_the_checkpoint(tmp
                              "the same command to resume from the newest"), last
         assert "Traceback" not in chief_output
 
-    chief, other = _train_pair(run, args, tmp_path, "again")
+    # Both restarted with the same command and a time budget (0.001 minutes) that is over
+    # during their first epoch: every worker resumes from the chief's newest checkpoint and
+    # stops at the same epoch, with the same weights.
+    chief, other = _train_pair(run, [*args, "--time-budget", "0.001"], tmp_path, "again")
     resumed = re.search(r"resuming \S+ from epoch (\d+)", chief)
-    assert resumed and int(resumed.group(1)) >= 1, chief[-3000:]
-    assert f"resuming {run} from epoch {resumed.group(1)}" in other
+    assert resumed and 1 <= int(resumed.group(1)) < 3, chief[-3000:]
+    epoch = int(resumed.group(1)) + 1
+    assert f"resuming {run} from epoch {epoch - 1}" in other
+    for output in (chief, other):
+        assert f"stopped after epoch {epoch} of 4" in output, output[-3000:]
     assert _fingerprint(chief) == _fingerprint(other)
-    assert (run / "checkpoints" / "ckpt-4.index").exists() and (run / "model.keras").exists()
-    assert not list((run / "checkpoints").glob("*_temp"))
+    assert (run / "checkpoints" / f"ckpt-{epoch}.index").exists()
+    assert (run / "model.keras").exists() and not list((run / "checkpoints").glob("*_temp"))

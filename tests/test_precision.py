@@ -137,8 +137,9 @@ def test_cli_trains_in_bfloat16_saves_a_float32_model_and_keeps_the_precision(
 
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")  # alae-train's main sets it
     run = tmp_path / "run"
-    base = ["--preset", "mnist_mlp", "--steps-per-epoch", "2", "--batch-size", "16",
-            "--run-dir", str(run), "--verbose", "0"]
+    # Narrow layers: bfloat16 matrix products are emulated, slowly, on a CPU without bf16.
+    base = ["--preset", "mnist_mlp", "--set", "hidden_units=[64,64]", "--steps-per-epoch",
+            "2", "--batch-size", "16", "--run-dir", str(run), "--verbose", "0"]
     assert train.main([*base, "--epochs", "1", "--precision", "mixed_bfloat16"]) == 0
     assert "1 replica(s), mixed_bfloat16; run dir" in capsys.readouterr().out
     assert keras.config.dtype_policy().name == "float32"  # the policy is put back

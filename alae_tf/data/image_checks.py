@@ -12,13 +12,13 @@ import hashlib
 import json
 import logging
 import os
-import pathlib
 import struct
 import sys
 
 import tensorflow as tf
 from PIL import BmpImagePlugin, GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin
 
+from alae_tf.cache import cache_dir
 from alae_tf.errors import short_reason
 
 # The formats tf.io.decode_image reads, and PIL's readers of their headers; a file PIL opens
@@ -73,7 +73,7 @@ def decode_new(root, checks, stamps, files, label):
         return
     if len(todo) >= _REPORT_CHECKS_FROM:
         print(f"checking {len(todo)} images in {label} with TensorFlow's decoder (once; the "
-              f"results are cached in {_cache_dir()})", file=sys.stderr, flush=True)
+              f"results are cached in {cache_dir()})", file=sys.stderr, flush=True)
     errors = _decode_errors(todo)
     for index, file in enumerate(todo):
         checks[file]["decoded"] = True
@@ -134,17 +134,9 @@ def _decode_errors(paths):
     return errors
 
 
-def _cache_dir():
-    """Where folder checks are remembered: $ALAE_TF_CACHE_DIR, else the XDG cache."""
-    if os.environ.get("ALAE_TF_CACHE_DIR"):
-        return pathlib.Path(os.environ["ALAE_TF_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
-    return pathlib.Path(base) / "alae_tf"
-
-
 def _cache_file(root):
     digest = hashlib.sha256(str(root).encode()).hexdigest()[:20]
-    return _cache_dir() / "image_checks" / f"{digest}.json"
+    return cache_dir() / "image_checks" / f"{digest}.json"
 
 
 def _load_checks(root):

@@ -12,7 +12,9 @@ Reconstructions and samples come from the EMA networks, without truncation. The 
 is ``alae_tf.metrics.representation``'s, on NumPy arrays; this module feeds it a model.
 """
 
+import contextlib
 import dataclasses
+import os
 
 import numpy as np
 
@@ -114,19 +116,78 @@ class DigitSplits:
         return PixelRange().from_uint8(self.test_uint8[..., None])
 
 
+# Bump when the classifier's architecture, training or data change: cached weights of an
+# older version are then never read.
+_CLASSIFIER_VERSION = 1
+
+
+def classifier_cache_path(epochs, seed):
+    """Where ``train_classifier`` keeps the classifier trained with these settings (under
+    ``alae_tf.cache.cache_dir()``; one file per settings, Keras and TensorFlow version)."""
+    import keras
+    import tensorflow as tf
+
+    from alae_tf.cache import cache_dir
+
+    name = (f"v{_CLASSIFIER_VERSION}_epochs{int(epochs)}_seed{int(seed)}_keras{keras.__version__}"
+            f"_tf{tf.__version__}.weights.h5")
+    return cache_dir() / "digit_classifier" / name
+
+
+def _cached_classifier(path):
+    """The classifier whose weights ``path`` holds, or None (no file, or an unreadable one)."""
+    from alae_tf.metrics import representation
+
+    if not path.is_file():
+        return None
+    classifier = representation.build_digit_classifier()
+    try:
+        classifier.load_weights(str(path))
+    except Exception:  # noqa: BLE001 (a damaged or foreign cache file: train again)
+        return None
+    return classifier
+
+
+def _cache_classifier(classifier, path, out):
+    # Written under a temporary name and renamed: a reader sees the whole file or none. Only a
+    # cache: a failed write costs one training next time.
+    tmp = path.with_name(f".{os.getpid()}.{path.name}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        classifier.save_weights(str(tmp))
+        os.replace(tmp, path)
+    except OSError as e:
+        out(f"(could not cache the digit classifier in {path.parent}: {e.strerror or e})")
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
 def train_classifier(epochs=6, seed=0, out=print):
-    """The sample-quality classifier, trained on all 7,996 training digits.
+    """The sample-quality classifier, trained on all 7,996 training digits, once per settings:
+    its weights are cached (``classifier_cache_path``) and read back on the next call.
+
+    Seeds Keras's global generators with ``seed`` before it returns, trained or read, so what
+    is drawn after it (the StyleALAE's noise) repeats either way.
 
     Returns:
         (the Keras classifier, its accuracy on the 2,004 held-out digits).
     """
+    import keras
+
     from alae_tf.data import load_embedded_mnist
     from alae_tf.metrics import representation
 
-    out("training the digit classifier ...", flush=True)
-    digits, labels = load_embedded_mnist("train")
-    classifier = representation.train_digit_classifier(
-        PixelRange().from_uint8(digits[..., None]), labels, epochs=epochs, seed=seed)
+    path = classifier_cache_path(epochs, seed)
+    classifier = _cached_classifier(path)
+    if classifier is None:
+        out("training the digit classifier ...", flush=True)
+        digits, labels = load_embedded_mnist("train")
+        classifier = representation.train_digit_classifier(
+            PixelRange().from_uint8(digits[..., None]), labels, epochs=epochs, seed=seed)
+        _cache_classifier(classifier, path, out)
+    else:
+        out(f"digit classifier: read from the cache ({path})", flush=True)
+    keras.utils.set_random_seed(seed)
     test, test_labels = load_embedded_mnist("test")
     predicted = classifier.predict(PixelRange().from_uint8(test[..., None]), verbose=0)
     return classifier, float(np.mean(np.argmax(predicted, axis=1) == test_labels))

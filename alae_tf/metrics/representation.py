@@ -154,7 +154,7 @@ def _digit_batch(images):
     return np.clip(images.astype(np.float32).reshape((-1, *DIGIT_SHAPE)), 0.0, 1.0)
 
 
-def _build_digit_classifier():
+def build_digit_classifier():
     """conv-pool-conv-pool-dense CNN, 28x28x1 -> 10 class probabilities (about 96k weights).
 
     Shifts of up to 5% (1.4 px) and dropout regularise it: with only 8k training digits the
@@ -203,7 +203,7 @@ def train_digit_classifier(
     """
     images = _digit_batch(images)
     keras.utils.set_random_seed(seed)
-    model = _build_digit_classifier()
+    model = build_digit_classifier()
     steps = epochs * -(-len(images) // batch_size)  # ceil: fit runs a last partial batch
     model.compile(
         optimizer=keras.optimizers.Adam(

@@ -337,6 +337,9 @@ function listModels(index, name) {
 async function startBackend(backend) {
   setStatus(`starting the ${backend} backend`);
   if (backend === 'wasm') tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
+  // WebGL compiles one shader program per op and shape unless shapes are uniforms: with them,
+  // ops of one kind share a program, and a model's first run compiles far fewer.
+  if (backend === 'webgl') tf.env().set('WEBGL_USE_SHAPES_UNIFORMS', true);
   let ok = false;
   try {
     ok = await tf.setBackend(backend);
