@@ -16,7 +16,8 @@ from PIL import Image
 from alae_tf import progress as progress_lines
 from alae_tf.training import evaluate, sample, train
 
-TINY = ["--batch-size", "16", "--steps-per-epoch", "3", "--grid-every", "1", "--verbose", "2"]
+TINY = ["--set", "hidden_units=[64,64]", "--batch-size", "16", "--steps-per-epoch", "3",
+        "--grid-every", "1", "--verbose", "2"]
 
 
 def _script(name):

@@ -12,8 +12,8 @@ from PIL import Image
 from alae_tf.runs import ProgressLog
 from alae_tf.training import evaluate, train
 
-TINY = ["--preset", "mnist_mlp", "--batch-size", "16", "--steps-per-epoch", "3",
-        "--grid-every", "100", "--verbose", "2"]
+TINY = ["--preset", "mnist_mlp", "--set", "hidden_units=[64,64]", "--batch-size", "16",
+        "--steps-per-epoch", "3", "--grid-every", "100", "--verbose", "2"]
 EVAL = ["--max-train", "600", "--num-samples", "200", "--classifier-epochs", "1"]
 
 

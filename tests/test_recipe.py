@@ -4,8 +4,6 @@ fields they reach (G's output activation, Adam betas, EMA half-life)."""
 import argparse
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -152,19 +150,27 @@ def test_time_budget_stops_with_a_checkpoint_and_the_same_command_trains_on(tmp_
 
 
 @pytest.mark.slow
-def test_ablation_script_tabulates_a_run_and_reports_a_failed_one(tmp_path):
+def test_ablation_script_tabulates_a_run_and_reports_a_failed_one(tmp_path, capfd,
+                                                                    monkeypatch):
+    # The script's main() in this process; the alae-train and alae-eval processes it starts
+    # are real (and quiet: TF_CPP_MIN_LOG_LEVEL is inherited).
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "ablation", Path(__file__).parents[1] / "benchmarks" / "ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     out = tmp_path / "ablation"
     (out / "sigmoid").mkdir(parents=True)
     (out / "sigmoid" / "seed_0").write_text("a file where the run directory should be")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [sys.executable, str(Path(__file__).parents[1] / "benchmarks" / "ablation.py"),
-         "--minutes", "0.001", "--variants", "reference,sigmoid", "--out", str(out),
-         "--eval-flags", "--max-train 500 --classifier-epochs 1 --num-samples 200"],
-        capture_output=True, text=True, timeout=900, env=env)
-    assert result.returncode == 1, result.stderr[-2000:]
-    assert "ablation: sigmoid seed 0 failed (alae-train exit 2)" in result.stderr
-    assert "Traceback" not in result.stderr
+    code = ablation.main(["--minutes", "0.001", "--variants", "reference,sigmoid", "--out",
+                          str(out), "--eval-flags",
+                          "--max-train 500 --classifier-epochs 1 --num-samples 200"])
+    stderr = capfd.readouterr().err
+    assert code == 1, stderr[-2000:]
+    assert "ablation: sigmoid seed 0 failed (alae-train exit 2)" in stderr
+    assert "Traceback" not in stderr
     rows = json.loads((out / "ablation.json").read_text())["rows"]
     assert [(r["variant"], r["seed"], r["epochs"]) for r in rows] == [("reference", 0, 1)]
     assert 0.0 <= rows[0]["w_knn1"] <= 1.0 and rows[0]["images_seen"] == 7936
