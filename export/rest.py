@@ -50,6 +50,18 @@ def latest_version(base_path):
     return version, os.path.join(base_path, str(version))
 
 
+def _holds_a_boolean(value):
+    """True when the nested lists of ``value`` hold a bool (walked without recursion)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bool):
+            return True
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
 def _listed(array):
     """An output array as JSON values: nested lists of numbers, TensorFlow strings as text."""
     if array.dtype.kind in "SO":
@@ -106,6 +118,10 @@ class ServedModel:
     @staticmethod
     def _as_tensor(name, value, spec):
         dtype = spec.dtype.as_numpy_dtype
+        if spec.dtype != tf.bool and _holds_a_boolean(value):
+            # numpy would read true as 1.0; TF Serving's REST API refuses a boolean here.
+            raise PredictError(f"input {name!r}: expected numbers ({spec.dtype.name}), got a "
+                               "JSON boolean (true/false)")
         try:
             array = np.asarray(value, dtype=np.float64 if spec.dtype.is_integer else dtype)
         except (ValueError, TypeError, OverflowError, RecursionError):

@@ -205,6 +205,12 @@ def served_mlp(exports):
     return ServedModel(str(exports["mlp"][1]))
 
 
+def _with_a_boolean(images):
+    listed = images.tolist()
+    listed[0][5][7][0] = True
+    return listed
+
+
 def test_bad_requests_get_clear_errors(served_mlp):
     good = np.zeros((1, 28, 28, 1), "float32")
     cases = [
@@ -213,6 +219,12 @@ def test_bad_requests_get_clear_errors(served_mlp):
         ({"images": good[0].tolist()}, "reconstruct", "expected shape [-1, 28, 28, 1]"),
         ({"images": np.zeros((1, 32, 32, 1)).tolist()}, "reconstruct", "got [1, 32, 32, 1]"),
         ({"images": [[1, 2], [3]]}, "reconstruct", "list of numbers of one shape"),
+        # JSON true/false are not numbers (numpy would read them as 1.0 and 0.0).
+        ({"images": _with_a_boolean(good)}, "reconstruct", "input 'images': expected numbers "
+         "(float32), got a JSON boolean"),
+        ({"images": _with_a_boolean(good)}, "reconstruct_uint8", "input 'images': expected "
+         "numbers (uint8), got a JSON boolean"),
+        ({"z": [[False] * 50], "truncation_psi": [1.0]}, "generate", "input 'z'"),
         ({"w": np.zeros((2, 50)).tolist(), "z": [1]}, "decode", "unknown ['z']"),
         ({}, "generate", "missing ['truncation_psi', 'z']"),
     ]

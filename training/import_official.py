@@ -17,7 +17,6 @@ from alae_tf.cli import (
     ArgumentParser,
     UsageError,
     add_verbose_flag,
-    early_flags,
     positive_float,
     positive_int,
     quiet_tensorflow,
@@ -49,6 +48,10 @@ def build_parser():
     parser.add_argument("--steps-per-epoch", type=positive_int, default=None,
                         help="training steps per epoch of a fine-tuning run (default: one pass "
                         "over the data)")
+    parser.add_argument("--max-checkpoint-mb", type=positive_int, default=None,
+                        help="the most memory reading the file may take, in MB (default: "
+                        "2048, about 2.4 times what the largest published file needs); a "
+                        "file that asks for more is refused before it is allocated")
     add_verbose_flag(parser)
     return parser
 
@@ -116,15 +119,19 @@ def import_checkpoint(args):
     run_dir = args.run_dir or os.path.join("runs", f"official_{config.name}")
     _check_target(run_dir)
     start = time.perf_counter()
+    limit = {} if args.max_checkpoint_mb is None else {"max_bytes": args.max_checkpoint_mb << 20}
     try:
-        checkpoint = read_torch_file(args.checkpoint)
+        checkpoint = read_torch_file(args.checkpoint, **limit)
     except OSError as e:
         raise UsageError(f"cannot read {args.checkpoint!r} ({e.strerror or e})") from None
     except TorchFileError as e:
-        raise UsageError(f"{args.checkpoint}: {e}") from None
+        hint = "; --max-checkpoint-mb raises it" if e.setting == "max_bytes" else ""
+        raise UsageError(f"{args.checkpoint}: {e}{hint}") from None
     read_seconds = time.perf_counter() - start
     checked_models(checkpoint, os.path.basename(args.checkpoint))  # before building anything
 
+    # TensorFlow loads only now: a file refused above costs no TensorFlow start-up.
+    quiet_tensorflow(args.verbose)
     import keras
 
     from alae_tf.models.presets import build_model
@@ -160,7 +167,6 @@ def import_checkpoint(args):
 
 
 def main(argv=None):
-    quiet_tensorflow(early_flags(argv)[0])
     args = build_parser().parse_args(argv)
     return run_main("alae-import", lambda: import_checkpoint(args))
 

@@ -13,6 +13,7 @@ import struct
 import sys
 import types
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -128,3 +129,102 @@ def save(obj, path, legacy=False, bfloat16=False):
         for t in tensors:
             archive.writestr(f"archive/data/{t.key}", _raw(t))
         archive.writestr("archive/version", "3\n")
+
+
+# --- crafted files, for the tests of hostile input ------------------------------------------
+
+class RawTensor:
+    """A tensor given by its storage reference as a file states it, true or not: storage
+    ``key`` (of ``storage_name`` and ``numel`` elements), ``size``, ``stride``, ``offset``."""
+
+    def __init__(self, key, size, stride, offset=0, storage_name="FloatStorage", numel=None):
+        self.key, self.size, self.stride, self.offset = key, size, stride, offset
+        self.storage_name = storage_name
+        self.numel = numel if numel is not None else 1
+
+
+class _RawRef:
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+
+class _RawPickler(pickle.Pickler):
+    def __init__(self, file, torch, legacy):
+        super().__init__(file, protocol=2)
+        self.torch, self.legacy = torch, legacy
+
+    def persistent_id(self, obj):
+        if isinstance(obj, _RawRef):
+            t = obj.tensor
+            ref = ("storage", getattr(self.torch, t.storage_name), t.key, "cpu", t.numel)
+            return (*ref, None) if self.legacy else ref
+        return None
+
+    def reducer_override(self, obj):
+        if isinstance(obj, RawTensor):
+            return (_rebuild_tensor_v2, (_RawRef(obj), obj.offset, obj.size, obj.stride, False,
+                                         {}))
+        return NotImplemented
+
+
+def crafted_pickle(obj, legacy=False):
+    """The pickle ``torch.save`` would write for ``obj`` (``RawTensor`` placeholders allowed)."""
+    with _torch_names() as torch:
+        body = io.BytesIO()
+        _RawPickler(body, torch, legacy).dump(obj)
+    return body.getvalue()
+
+
+def write_zip(path, body, storages, compression=zipfile.ZIP_STORED):
+    """A zip-layout file: ``body`` as archive/data.pkl and {key: bytes} as its storages."""
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        archive.writestr("archive/data.pkl", body)
+        archive.writestr("archive/byteorder", "little")
+        for key, raw in storages.items():
+            archive.writestr(f"archive/data/{key}", raw)
+        archive.writestr("archive/version", "3\n")
+
+
+def write_legacy(path, body, storages):
+    """A legacy-layout file: the three headers, ``body``, then {key: (stated element count,
+    bytes)} as its storages."""
+    with open(path, "wb") as f:
+        for header in (0x1950A86A20F9469CFC6C, 1001,
+                       {"protocol_version": 1001, "little_endian": True}):
+            pickle.dump(header, f, protocol=2)
+        f.write(body)
+        pickle.dump(list(storages), f, protocol=2)
+        for numel, raw in storages.values():
+            f.write(struct.pack("<q", numel))
+            f.write(raw)
+
+
+def deflated_zeros(count, chunk=1 << 24):
+    """A raw deflate stream that inflates to ``count`` zero bytes (a multiple of ``chunk``),
+    made from one compressed chunk repeated: 3.5 GiB cost about 3.5 MB and no time."""
+    assert count % chunk == 0
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    one = compressor.compress(bytes(chunk)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    again = compressor.compress(bytes(chunk)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    assert one == again  # a full flush makes every chunk's bytes alike
+    return one * (count // chunk) + compressor.flush()
+
+
+def write_zip_entries(path, entries):
+    """A zip file written byte by byte, so that a crafted one can lie: ``entries`` is a list of
+    (name, compressed bytes, stated uncompressed size, deflated?); a deflated entry's CRC is
+    left 0 (a reader that stops early never checks it). No zip64: sizes below 4 GiB."""
+    local, central = io.BytesIO(), io.BytesIO()
+    for name, data, size, deflated in entries:
+        offset, encoded = local.tell(), name.encode()
+        method, crc = (8, 0) if deflated else (0, zlib.crc32(data))
+        local.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc,
+                                len(data), size, len(encoded), 0) + encoded + data)
+        central.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21,
+                                  crc, len(data), size, len(encoded), 0, 0, 0, 0, 0, offset)
+                      + encoded)
+    start = local.tell()
+    with open(path, "wb") as f:
+        f.write(local.getvalue() + central.getvalue())
+        f.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries),
+                            len(central.getvalue()), start, 0))
