@@ -234,9 +234,17 @@ def test_digits_pad_into_the_models_range_and_come_back_unclipped():
 
 
 @pytest.mark.slow
-def test_the_python_example_of_docs_metrics_runs(exports):
+def test_the_python_example_of_docs_metrics_runs(exports, monkeypatch):
+    import functools
     import pathlib
     import re
+
+    import alae_tf.metrics
+    from alae_tf.metrics import registry
+
+    # The session's one-epoch digit classifier (cached) instead of the default six epochs.
+    monkeypatch.setattr(alae_tf.metrics, "MetricOptions",
+                        functools.partial(registry.MetricOptions, classifier_epochs=1))
 
     text = (pathlib.Path(__file__).parents[1] / "docs" / "metrics.md").read_text()
     (code,) = re.findall(r"```python\n(.*?)```", text, re.S)

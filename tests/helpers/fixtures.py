@@ -32,11 +32,13 @@ QUANTIZATIONS = ("float16", "uint8")
 @pytest.fixture(scope="session")
 def exports(tmp_path_factory):
     """{family: (run_dir, export base path OUT/NAME)}: SavedModels of an MLP and a StyleALAE
-    run, written by alae-export."""
+    run, written by alae-export. The runs' checkpoints hold the initial weights (no training
+    step: tracing one costs 30 s for the StyleALAE, and every export check compares the
+    SavedModel with the Keras model it came from, whatever its weights)."""
     root = tmp_path_factory.mktemp("exports")
     made = {}
     for family, preset in (("mlp", "mnist_mlp"), ("style", "mnist_style_small")):
-        run_dir = make_run(root / f"run_{family}", preset)
+        run_dir = make_run(root / f"run_{family}", preset, steps=0)
         assert export_cli.main([str(run_dir), str(root / "out"), "--name", family]) == 0
         made[family] = (run_dir, root / "out" / family)
     return made
