@@ -8,7 +8,7 @@ RUN_DIR ?= runs/$(PRESET)
 
 NPM_STAMP := web_demo/node_modules/.package-lock.json
 
-.PHONY: setup chromium train test test-fast demo lint benchmark clean
+.PHONY: setup chromium train test test-fast test-system demo lint benchmark clean
 
 # Exactly the README's set-up sentence. pip stays the one the venv bundles (no upgrade) so CI
 # takes the path a reader takes; pyproject.toml is what makes that pip's `-e .` work.
@@ -50,6 +50,11 @@ test: setup chromium
 # several processes).
 test-fast: setup chromium
 	$(BIN)/pytest -q -n $(LANES) --dist loadgroup -m "not slow" --durations=10
+
+# The system tier alone: the tests that start what they test as a process of its own (console
+# scripts, worker processes, Node, Chromium, a fresh venv); pytest.ini's `system` mark.
+test-system: setup chromium
+	$(BIN)/pytest -q -n $(LANES) --dist loadgroup -m system --durations=10
 
 # The in-browser demo on http://127.0.0.1:8080/ (the encoder and generator run in the browser).
 demo: setup

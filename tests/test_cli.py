@@ -138,6 +138,7 @@ def test_overall_progress_is_epoch_k_of_n_with_the_time_left_across_levels(capsy
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_train_eval_sample_end_to_end(tmp_path, capsys):
     # The console script itself once; the other commands in-process.
     run_dir = tmp_path / "run"

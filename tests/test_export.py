@@ -162,6 +162,7 @@ def check_outputs(got, model, preset, inputs, signatures):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_signatures_in_a_fresh_process_match_keras(exports, tmp_path):
     """Both exports loaded by TensorFlow alone in one fresh process (what TF Serving sees):
     every signature equals Keras, and saved_model_cli lists them."""
@@ -403,6 +404,7 @@ DIGIT = np.random.default_rng(5).uniform(size=(1, 28, 28, 1)).round(3)
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_alae_serve_over_http(server):
     url, _ = server
     status, body = _http(url)
@@ -453,6 +455,7 @@ def _chunked_post(url, chunks):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_alae_serve_answers_hostile_clients_with_json_4xx(server):
     """Every request a client can get wrong gets a 4xx and {"error": one line}; no 5xx, no
     reset, and the server goes on answering."""

@@ -167,6 +167,7 @@ def test_stale_temporary_checkpoint_folders_are_removed(make_tiny_model, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_kill_9_during_training_saves_loses_nothing_and_the_run_resumes(tmp_path, capsys):
     # (Also the CLI's resume-after-kill check: one killed process serves both.) A real SIGKILL,
     # aimed at a checkpoint save: one step per epoch, so saves take most of the time; the test
@@ -379,6 +380,7 @@ def test_folder_checks_are_cached_per_file_and_redone_when_a_file_changes(tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_alae_train_skips_a_truncated_jpeg_with_one_warning_line(tmp_path):
     files = _digit_folder(tmp_path / "digits", 12, np.random.default_rng(0))
     _truncate(files[5])

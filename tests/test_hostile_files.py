@@ -24,7 +24,7 @@ from helpers.torch_writer import RawTensor, crafted_pickle, write_legacy, write_
 
 from alae_tf.official.torch_file import DEFAULT_MAX_BYTES, TorchFileError, read_torch_file
 
-pytestmark = pytest.mark.slow  # child processes
+pytestmark = [pytest.mark.slow, pytest.mark.system]  # child processes
 REFERENCE = os.path.join(os.path.dirname(__file__), "data", "reference")
 CONFIG = os.path.join(REFERENCE, "style32", "config.yaml")
 CAP = 1 << 30  # address space of each child

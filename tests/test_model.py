@@ -251,6 +251,7 @@ def test_truncation_psi_is_a_tensor_traced_once(make_tiny_model):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_alae_tf_load_model_needs_nothing_else(make_tiny_model, tmp_path):
     import os
     import subprocess

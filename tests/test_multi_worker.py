@@ -36,8 +36,8 @@ from helpers import BIN
 from alae_tf.distribute import ClusterError, cluster_from_tf_config, is_chief_task
 from alae_tf.training import train
 
-# Every test here runs worker processes on 127.0.0.1: the slow tier.
-pytestmark = pytest.mark.slow
+# The tests that run worker processes on 127.0.0.1 are marked slow and system; the TF_CONFIG
+# parsing tests are plain unit tests.
 
 TIMEOUT = 300  # seconds for one worker process
 MLP_ARGS = ["--preset", "mnist_mlp", "--set", "hidden_units=[64,64]", "--batch-size", "32",
@@ -192,6 +192,8 @@ def test_the_chief_is_the_chief_task_else_worker_0():
     assert is_chief_task("chief", 0, with_chief) and not is_chief_task("worker", 0, with_chief)
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_alae_train_without_tf_config_is_one_line_and_writes_nothing(tmp_path):
     env = _env()
     env.pop("TF_CONFIG", None)
@@ -221,6 +223,8 @@ def mlp_pair(tmp_path_factory):
     return multi, single, chief, other, _single(single, args), root
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_two_workers_train_mlp_alae_as_one_process_on_the_global_batch(mlp_pair):
     multi, single, chief, other, single_output, root = mlp_pair
     assert _fingerprint(chief) == _fingerprint(other)
@@ -238,6 +242,8 @@ def test_two_workers_train_mlp_alae_as_one_process_on_the_global_batch(mlp_pair)
     _assert_like_one_process(multi, single, chief, single_output, epoch=2)
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_two_workers_train_style_alae_through_a_level_change(tmp_path):
     multi, single = tmp_path / "multi", tmp_path / "single"
     args = [*STYLE_ARGS, "--epochs", "2", "--steps-per-epoch", "1"]
@@ -252,6 +258,8 @@ def test_two_workers_train_style_alae_through_a_level_change(tmp_path):
     assert fraction >= 0.995, (fraction, largest)
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_workers_that_see_different_run_directories_stop_before_training(mlp_pair, tmp_path):
     # A run directory that is not shared: the chief's holds checkpoints, worker 1's path
     # holds nothing. Both must stop with one line, and nothing is written on either side.
@@ -278,6 +286,8 @@ def test_workers_that_see_different_run_directories_stop_before_training(mlp_pai
     assert not (tmp_path / "elsewhere").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.system
 def test_a_killed_worker_stops_the_other_and_both_resume_from_the_checkpoint(tmp_path):
     run = tmp_path / "run"
     args = [*MLP_ARGS, "--epochs", "4", "--steps-per-epoch", "5"]

@@ -92,6 +92,7 @@ def fresh_venv(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_fresh_venv_keeps_the_bundled_pip(fresh_venv):
     # pip 25.3 and later take the PEP 660 path even without pyproject.toml, so an upgraded
     # pip would hide the bug.
@@ -122,6 +123,7 @@ print(json.dumps(results))
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_console_scripts_print_usage(fresh_venv):
     scripts = [str(fresh_venv / "bin" / script) for script in CONSOLE_SCRIPTS]
     result = _run([str(fresh_venv / "bin" / "python"), "-c", _HELP_ALL, *scripts],

@@ -206,6 +206,7 @@ def test_metrics_refuse_a_model_below_full_resolution():
         compute("ppl", model, None)
 
 
+@pytest.mark.system
 def test_importing_the_metrics_package_loads_no_tensorflow():
     import subprocess
     import sys

@@ -150,6 +150,7 @@ def test_time_budget_stops_with_a_checkpoint_and_the_same_command_trains_on(tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_ablation_script_tabulates_a_run_and_reports_a_failed_one(tmp_path, capfd,
                                                                     monkeypatch):
     # The script's main() in this process; the alae-train and alae-eval processes it starts

@@ -53,6 +53,7 @@ def _run(args, **env):
                           env={**environ, **env})
 
 
+@pytest.mark.system
 def test_importing_the_library_and_the_demo_changes_nothing():
     """No environment change, no TensorFlow, no descriptor games: importing alae_tf and the
     demo server (which never needs TensorFlow) leaves the process as it was."""
@@ -67,6 +68,7 @@ def test_importing_the_library_and_the_demo_changes_nothing():
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_console_scripts_print_only_their_own_lines(tmp_path):
     result = _run([str(BIN / "alae-train"), "--help"])
     assert result.returncode == 0 and result.stdout.startswith("usage: alae-train")

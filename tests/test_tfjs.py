@@ -29,6 +29,7 @@ def _manifest(export_dir):
 
 
 @pytest.mark.parametrize("key", [*TFJS_KEYS, "mlp_float16", "mlp_uint8"])
+@pytest.mark.system
 def test_tfjs_graphs_in_node_match_keras(exported, key, tmp_path):
     model, preset, export_dir = exported[key]
     manifest = _manifest(export_dir)
@@ -139,6 +140,7 @@ def mnist_test_digits():
 
 
 @pytest.mark.parametrize("name", ["mnist_mlp", "mnist_style_small"])
+@pytest.mark.system
 def test_shipped_demo_models_reconstruct_real_digits(name, mnist_test_digits, tmp_path):
     """The models the page ships, run by TF.js, judged on 64 real MNIST test digits."""
     export_dir = WEB_DEMO / "models" / name

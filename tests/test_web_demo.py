@@ -191,6 +191,7 @@ def demo_process(exported, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_alae_demo_process_prints_its_url_and_serves(demo_process):
     line, url, _ = demo_process
     assert line.startswith(f"alae-demo: serving {url} (models: tiny128, mnist_mlp, "
@@ -232,6 +233,7 @@ def browser_results(request, browser_runs, demo_process):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_page_loads_on_every_backend_without_errors(browser_results):
     model, runs, _, _, export_dir = browser_results
     styled = json.loads((export_dir / "manifest.json").read_text())["num_styles"] > 0
@@ -247,6 +249,7 @@ def test_page_loads_on_every_backend_without_errors(browser_results):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_drawn_and_dropped_pictures_reconstruct_as_in_node(browser_results, tmp_path):
     model, runs, original, _, export_dir = browser_results
     manifest = json.loads((export_dir / "manifest.json").read_text())
@@ -286,6 +289,7 @@ def test_drawn_and_dropped_pictures_reconstruct_as_in_node(browser_results, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_a_wide_photo_is_cropped_to_the_centre_square_on_a_colour_model(browser_results):
     """On the RGB model the photo's centre square, scaled to the model's side, is what E sees,
     and a note under the drawing says so; a digit model letterboxes instead, without a note."""
@@ -314,6 +318,7 @@ def test_a_wide_photo_is_cropped_to_the_centre_square_on_a_colour_model(browser_
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_broken_image_file_shows_a_message_and_changes_nothing(browser_results):
     _, runs, _, _, _ = browser_results
     for backend, run in runs.items():
@@ -324,6 +329,7 @@ def test_broken_image_file_shows_a_message_and_changes_nothing(browser_results):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_sliders_change_the_output(browser_results):
     _, runs, _, _, _ = browser_results
     for backend, run in runs.items():
@@ -334,6 +340,7 @@ def test_sliders_change_the_output(browser_results):
 
 
 @pytest.mark.slow
+@pytest.mark.system
 def test_screenshots_of_each_state(browser_results):
     model, runs, original, out, _ = browser_results
     for backend, run in runs.items():
