@@ -7,6 +7,7 @@ reader runs without torch, as it does for a user without it.
 
 import os
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -269,6 +270,24 @@ def test_unsupported_or_broken_configs_are_refused(tmp_path, capsys, text, words
     code, _, err = _import(capsys, REFERENCE / "style32" / "model_zip.pth", path,
                            tmp_path / "run")
     assert code == 2 and err.count("\n") == 1 and words in err, err
+
+
+@pytest.mark.parametrize("sizes", [{"LATENT_SPACE_SIZE": 1_000_000},
+                                   {"START_CHANNEL_COUNT": 100_000, "MAX_CHANNEL_COUNT": 100_000}])
+def test_a_config_far_larger_than_its_file_is_refused_before_the_network_is_built(
+        tmp_path, capsys, sizes):
+    # Built, these networks would need terabytes: the config's sizes are checked against the
+    # numbers the file holds first.
+    text = (REFERENCE / "style32" / "config.yaml").read_text()
+    for key, value in sizes.items():
+        text = re.sub(rf"{key}: \d+", f"{key}: {value}", text)
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    code, _, err = _import(capsys, REFERENCE / "style32" / "model_zip.pth", path,
+                           tmp_path / "run")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "the config describes a network of about" in err and "the file holds 198,920" in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_an_existing_run_directory_is_never_overwritten(tmp_path, capsys):

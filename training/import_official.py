@@ -113,7 +113,7 @@ def _remove_dead_imports(prefix):
 def import_checkpoint(args):
     from alae_tf.official.config import preset_from_config, read_official_config
     from alae_tf.official.torch_file import TorchFileError, read_torch_file
-    from alae_tf.official.weights import checked_models
+    from alae_tf.official.weights import check_sizes, checked_models
 
     config = read_official_config(args.config)
     run_dir = args.run_dir or os.path.join("runs", f"official_{config.name}")
@@ -128,16 +128,18 @@ def import_checkpoint(args):
         hint = "; --max-checkpoint-mb raises it" if e.setting == "max_bytes" else ""
         raise UsageError(f"{args.checkpoint}: {e}{hint}") from None
     read_seconds = time.perf_counter() - start
-    checked_models(checkpoint, os.path.basename(args.checkpoint))  # before building anything
+    models = checked_models(checkpoint, os.path.basename(args.checkpoint))
 
-    # TensorFlow loads only now: a file refused above costs no TensorFlow start-up.
+    # TensorFlow loads only now (presets import it): a file refused above costs no TensorFlow
+    # start-up.
     quiet_tensorflow(args.verbose)
+    preset = preset_from_config(config, args.dataset or f"folder:data/{config.name}")
+    check_sizes(preset, models, os.path.basename(args.checkpoint))  # before building anything
     import keras
 
     from alae_tf.models.presets import build_model
     from alae_tf.official.weights import EMA_NAMES, TRAINED_NAMES, load_official_weights
 
-    preset = preset_from_config(config, args.dataset or f"folder:data/{config.name}")
     # The fine-tuning recipe is part of the run, as alae-train's flags are of a new run.
     if args.batch_size is not None:
         preset = dataclasses.replace(preset, batch_size=args.batch_size, lod_batch_sizes=())

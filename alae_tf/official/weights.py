@@ -20,6 +20,7 @@ saved networks).
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -201,6 +202,37 @@ def checked_models(checkpoint, file_label):
         raise CheckpointError(f"{file_label}: a PyTorch file, but not an ALAE checkpoint (no "
                               "'models' entry, as podgorskiy/ALAE's Checkpointer writes)")
     return models
+
+
+def estimated_parameters(preset):
+    """About how many numbers one copy of a StyleALAE with ``preset``'s sizes holds (its convs,
+    style and mapping layers; biases and small tensors left out), from the sizes alone: a
+    config's numbers are checked against a file with it before anything is built."""
+    levels = max(1, round(math.log2(max(preset.resolution, 4) / 4)) + 1)
+    widths = [min(preset.maxf, preset.startf * 2 ** (levels - 1 - i)) for i in range(levels)]
+    latent = preset.latent_dim
+    total = (preset.mapping_layers + 3) * latent * latent  # F and D
+    previous = widths[0]
+    for width in widths:
+        block = 2 * 9 * previous * width + 2 * latent * 2 * width + width * preset.channels
+        total += 2 * block  # G's block and E's mirror of it
+        previous = width
+    return total
+
+
+def check_sizes(preset, models, file_label):
+    """Raises ``CheckpointError`` when the network ``preset`` describes is far larger than what
+    ``models`` (``checked_models``) holds: a config that is not the file's, or one crafted so
+    that building the network alone would exhaust memory."""
+    held = sum(int(np.size(v)) for state in models.values() if isinstance(state, dict)
+               for v in state.values() if isinstance(v, np.ndarray))
+    needed = estimated_parameters(preset)
+    if needed > 4 * held + 1_000_000:
+        raise CheckpointError(
+            f"{file_label}: the config describes a network of about {needed:,} numbers, but the "
+            f"file holds {held:,}: the config is not this file's (latent size "
+            f"{preset.latent_dim}, channels {preset.startf}..{preset.maxf}, "
+            f"{preset.resolution} px)")
 
 
 def load_official_weights(model, checkpoint, file_label):
