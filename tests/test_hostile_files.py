@@ -9,8 +9,9 @@ The cases: a pickle nested 200,000 lists deep; a stride-0 tensor viewing a 4-byt
 claims 1,000 elements, and a storage that claims 12 GiB; a pickle that inflates past its cap;
 a legacy storage claiming 2^39 elements in a short file; a pickle opcode claiming 2^40 bytes;
 one tensor referenced 100,000 times and a 60-level DAG of shared lists (rebuilt once each, not
-2^60 times); 40 dimensions; a negative element count; a 100,000-digit integer. And alae-serve
-refuses JSON booleans as numbers.
+2^60 times); 40 dimensions; a negative element count; a 100,000-digit integer. (A config far
+larger than its file is in test_official.py, JSON booleans sent to alae-serve in
+test_export.py.)
 """
 
 import os

@@ -11,7 +11,6 @@ Images enter every extractor as float ``[N, H, W, C]`` in [0, 1] (C = 1 or 3); e
 maps them to what its network expects.
 """
 
-
 import numpy as np
 
 from alae_tf.errors import MetricError

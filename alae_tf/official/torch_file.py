@@ -305,14 +305,12 @@ def _resolve(value, budget):
             result = value
         return result
 
-    keep = [value]  # originals stay alive, so their ids are not reused during the walk
-    try:
-        return walk(value, 0)
-    finally:
-        del keep
+    # The originals stay alive (``value`` holds them) while the walk runs, so no id in ``done``
+    # is reused by another object.
+    return walk(value, 0)
 
 
-def _read_entry(archive, name, count, what):
+def _read_entry(archive, name, count):
     """At most ``count`` bytes of the zip entry ``name``, inflated a chunk at a time: whatever
     its header claims, no more is decompressed."""
     chunks, left = [], count
@@ -323,9 +321,6 @@ def _read_entry(archive, name, count, what):
                 break
             chunks.append(chunk)
             left -= len(chunk)
-        if not left and count == MAX_PICKLE_BYTES and entry.read(1):
-            raise TorchFileError(f"{what} inflates to more than {_megabytes(count)}; a "
-                                 "checkpoint's pickle is kilobytes (a crafted or damaged file)")
     return b"".join(chunks)
 
 
@@ -343,11 +338,15 @@ def _read_zip(path, budget):
         prefix = pickles[0][:-len("data.pkl")]
         byteorder = "little"
         if f"{prefix}byteorder" in names:
-            byteorder = _read_entry(archive, f"{prefix}byteorder", 16, "byteorder").decode(
+            byteorder = _read_entry(archive, f"{prefix}byteorder", 16).decode(
                 "ascii", "replace").strip()
         storages = {}
         try:
-            body = _read_entry(archive, pickles[0], MAX_PICKLE_BYTES, pickles[0])
+            body = _read_entry(archive, pickles[0], MAX_PICKLE_BYTES + 1)
+            if len(body) > MAX_PICKLE_BYTES:
+                raise TorchFileError(
+                    f"{pickles[0]} inflates to more than {_megabytes(MAX_PICKLE_BYTES)}; a "
+                    "checkpoint's pickle is kilobytes (a crafted or damaged file)")
             budget.take(len(body), "the pickle")
             result = _load_pickle(io.BytesIO(body), storages)
             del body
@@ -355,7 +354,7 @@ def _read_zip(path, budget):
                 name = f"{prefix}data/{key}"
                 archive.getinfo(name)  # KeyError when it is missing
                 budget.take(2 * storage.nbytes, f"storage {key} of {storage.numel:,} elements")
-                raw = _read_entry(archive, name, storage.nbytes, name)
+                raw = _read_entry(archive, name, storage.nbytes)
                 if len(raw) < storage.nbytes:
                     raise TorchFileError(f"storage {key} is shorter than its tensors need "
                                          "(damaged file?)")

@@ -56,6 +56,7 @@ def _torch_names():
 class _Tensor:
     def __init__(self, array, key, storage_name):
         self.array, self.key, self.storage_name = array, key, storage_name
+        self.numel = array.size
 
 
 class _Pickler(pickle.Pickler):
@@ -66,7 +67,7 @@ class _Pickler(pickle.Pickler):
     def persistent_id(self, obj):
         if isinstance(obj, _StorageRef):
             t = obj.tensor
-            ref = ("storage", getattr(self.torch, t.storage_name), t.key, "cpu", t.array.size)
+            ref = ("storage", getattr(self.torch, t.storage_name), t.key, "cpu", t.numel)
             return (*ref, None) if self.legacy else ref
         return None
 
@@ -75,6 +76,9 @@ class _Pickler(pickle.Pickler):
             size = obj.array.shape
             stride = tuple(s // obj.array.itemsize for s in obj.array.strides)
             return (_rebuild_tensor_v2, (_StorageRef(obj), 0, size, stride, False, {}))
+        if isinstance(obj, RawTensor):
+            return (_rebuild_tensor_v2, (_StorageRef(obj), obj.offset, obj.size, obj.stride,
+                                         False, {}))
         return NotImplemented
 
 
@@ -143,46 +147,12 @@ class RawTensor:
         self.numel = numel if numel is not None else 1
 
 
-class _RawRef:
-    def __init__(self, tensor):
-        self.tensor = tensor
-
-
-class _RawPickler(pickle.Pickler):
-    def __init__(self, file, torch, legacy):
-        super().__init__(file, protocol=2)
-        self.torch, self.legacy = torch, legacy
-
-    def persistent_id(self, obj):
-        if isinstance(obj, _RawRef):
-            t = obj.tensor
-            ref = ("storage", getattr(self.torch, t.storage_name), t.key, "cpu", t.numel)
-            return (*ref, None) if self.legacy else ref
-        return None
-
-    def reducer_override(self, obj):
-        if isinstance(obj, RawTensor):
-            return (_rebuild_tensor_v2, (_RawRef(obj), obj.offset, obj.size, obj.stride, False,
-                                         {}))
-        return NotImplemented
-
-
 def crafted_pickle(obj, legacy=False):
     """The pickle ``torch.save`` would write for ``obj`` (``RawTensor`` placeholders allowed)."""
     with _torch_names() as torch:
         body = io.BytesIO()
-        _RawPickler(body, torch, legacy).dump(obj)
+        _Pickler(body, torch, legacy).dump(obj)
     return body.getvalue()
-
-
-def write_zip(path, body, storages, compression=zipfile.ZIP_STORED):
-    """A zip-layout file: ``body`` as archive/data.pkl and {key: bytes} as its storages."""
-    with zipfile.ZipFile(path, "w", compression=compression) as archive:
-        archive.writestr("archive/data.pkl", body)
-        archive.writestr("archive/byteorder", "little")
-        for key, raw in storages.items():
-            archive.writestr(f"archive/data/{key}", raw)
-        archive.writestr("archive/version", "3\n")
 
 
 def write_legacy(path, body, storages):
