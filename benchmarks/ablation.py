@@ -67,20 +67,22 @@ def script(name):
     return str(Path(sys.executable).parent / name)
 
 
-def run_variant(name, seed, minutes, out, eval_args, epochs_per_minute=DEFAULT_EPOCHS_PER_MINUTE):
+def run_variant(name, seed, minutes, out, eval_args, epochs_per_minute=DEFAULT_EPOCHS_PER_MINUTE,
+                train_args=()):
     """Trains and scores one variant (or reuses a finished run); returns its row."""
     run_dir = out / name / f"seed_{seed}"
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.exists():
         budget_epochs = str(max(1, round(epochs_per_minute * minutes)))
         flags = [flag.replace("{epochs}", budget_epochs) for flag in VARIANTS[name][0]]
-        # A variant's own --epochs (or --precision) comes later on the command line and wins;
-        # float32 unless a variant asks otherwise, so rows compare recipes, not precisions.
+        # A variant's own --epochs (or --precision) comes later on the command line and wins
+        # (over --train-flags too); float32 unless a variant asks otherwise, so rows compare
+        # recipes, not precisions.
         command = [script("alae-train"), "--preset", "mnist_mlp", "--precision", "float32",
                    "--epochs", "100000",
                    "--time-budget", str(minutes), "--keep-checkpoints", "1",
                    "--grid-every", "100000", "--verbose", "0", "--seed", str(seed),
-                   "--run-dir", str(run_dir), *flags]
+                   "--run-dir", str(run_dir), *train_args, *flags]
         print(f"[{time.strftime('%H:%M:%S')}] {name} seed {seed}: {' '.join(command[1:])}",
               flush=True)
         for step in (command, [script("alae-eval"), str(run_dir), *eval_args]):
@@ -135,6 +137,10 @@ def main(argv=None):
                         help="extra alae-eval flags for every run, e.g. '--max-train 500 "
                         "--classifier-epochs 1' for a quick look (default: none, the full "
                         "evaluation)")
+    parser.add_argument("--train-flags", default="",
+                        help="extra alae-train flags for every run, before the variant's own, "
+                        "e.g. '--set hidden_units=[256,256]' to compare the variants at a "
+                        "quarter of the width (default: none)")
     parser.add_argument("--list", action="store_true", help="list the variants and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -157,8 +163,9 @@ def main(argv=None):
         parser.error(f"--minutes must be above 0, not {args.minutes:g}")
     if args.epochs_per_minute <= 0:
         parser.error(f"--epochs-per-minute must be above 0, not {args.epochs_per_minute:g}")
-    eval_args = shlex.split(args.eval_flags)
-    rows = [run_variant(name, seed, args.minutes, out, eval_args, args.epochs_per_minute)
+    eval_args, train_args = shlex.split(args.eval_flags), shlex.split(args.train_flags)
+    rows = [run_variant(name, seed, args.minutes, out, eval_args, args.epochs_per_minute,
+                        train_args)
             for seed in seeds for name in names]
     failed = rows.count(None)
     rows = [row for row in rows if row is not None]

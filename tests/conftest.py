@@ -1,5 +1,5 @@
-"""Test session set-up: quiet TF logs, two logical CPU devices for tf.distribute tests, and the
-lanes of a parallel run.
+"""Test session set-up: quiet TF logs, graphs run as traced (no grappler pass), two logical CPU
+devices for tf.distribute tests, and the lanes of a parallel run.
 
 Logical devices and thread counts must be configured before TensorFlow initialises its
 runtime, so this runs at import time, before any test module touches TensorFlow.
@@ -35,6 +35,13 @@ from helpers.models import tiny_model  # noqa: E402
 
 # Session-scoped runs and exports shared across test files.
 pytest_plugins = ["helpers.fixtures"]
+
+# Grappler's graph rewriting (constant folding, layout, remapping, ...) takes about 4 s of one
+# core per traced StyleALAE training step, for the tiny models of this process's tests more
+# than running them; the in-process tests trace about 20 of them. This process runs its
+# graphs as traced; every process a test starts (alae-train, workers, exports served, the
+# fresh-process export check) keeps TensorFlow's default optimisation, as users get it.
+tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(

@@ -221,6 +221,7 @@ def test_resuming_with_other_settings_is_refused(capsys, tmp_path):
 def test_style_preset_grows_then_evaluates_and_samples(tmp_path, capsys):
     run_dir = tmp_path / "style"
     command = ["--preset", "mnist_style_small", "--steps-per-epoch", "2", "--batch-size", "8",
+               "--set", "startf=8", "--set", "maxf=16",
                "--set", "epochs_per_lod=1", "--grid-every", "2", "--verbose", "2", "--run-dir",
                str(run_dir)]
     # Up a level every epoch: epoch 2 fades in 8 px.

@@ -166,7 +166,8 @@ def test_ablation_script_tabulates_a_run_and_reports_a_failed_one(tmp_path, capf
     (out / "sigmoid").mkdir(parents=True)
     (out / "sigmoid" / "seed_0").write_text("a file where the run directory should be")
     code = ablation.main(["--minutes", "0.001", "--variants", "reference,sigmoid", "--out",
-                          str(out), "--eval-flags",
+                          str(out), "--train-flags", "--set hidden_units=[64,64]",
+                          "--eval-flags",
                           "--max-train 500 --classifier-epochs 1 --num-samples 200"])
     stderr = capfd.readouterr().err
     assert code == 1, stderr[-2000:]
@@ -174,6 +175,8 @@ def test_ablation_script_tabulates_a_run_and_reports_a_failed_one(tmp_path, capf
     assert "Traceback" not in stderr
     rows = json.loads((out / "ablation.json").read_text())["rows"]
     assert [(r["variant"], r["seed"], r["epochs"]) for r in rows] == [("reference", 0, 1)]
+    config = json.loads((out / "reference" / "seed_0" / "config.json").read_text())
+    assert config["preset"]["hidden_units"] == [64, 64]  # --train-flags reached alae-train
     assert 0.0 <= rows[0]["w_knn1"] <= 1.0 and rows[0]["images_seen"] == 7936
     assert "| reference | 0 | 1 | 7,936 |" in (out / "ablation.md").read_text()
 
