@@ -40,8 +40,10 @@ def _error_line(capsys):
 @pytest.mark.slow
 def test_a_diverging_first_run_stops_with_exit_3_and_binds_nothing(tmp_path, capsys):
     run = tmp_path / "run"
-    assert train.main(["--preset", "mnist_mlp", "--learning-rate", "1e6", "--epochs", "3",
-                       "--steps-per-epoch", "5", "--verbose", "0", "--run-dir", str(run)]) == 3
+    narrow = ["--set", "hidden_units=[64,64]"]  # what is checked does not need the width
+    assert train.main(["--preset", "mnist_mlp", *narrow, "--learning-rate", "1e6", "--epochs",
+                       "3", "--steps-per-epoch", "5", "--verbose", "0", "--run-dir",
+                       str(run)]) == 3
     out, err = capsys.readouterr()
     line = err.strip().splitlines()[-1]
     assert line.startswith("alae-train: error: training diverged at step ")
@@ -49,8 +51,8 @@ def test_a_diverging_first_run_stops_with_exit_3_and_binds_nothing(tmp_path, cap
     assert "done:" not in out
     assert not (run / "checkpoints").exists() and not (run / "model.keras").exists()
     # The corrected command is a new start, not a refused "settings change".
-    assert train.main(["--preset", "mnist_mlp", "--epochs", "1", "--steps-per-epoch", "2",
-                       "--verbose", "0", "--run-dir", str(run)]) == 0
+    assert train.main(["--preset", "mnist_mlp", *narrow, "--epochs", "1", "--steps-per-epoch",
+                       "2", "--verbose", "0", "--run-dir", str(run)]) == 0
     assert (run / "checkpoints" / "ckpt-1.index").exists()
 
 
@@ -92,7 +94,8 @@ def test_restore_skips_a_checkpoint_with_nan_weights(make_tiny_model, tmp_path):
 
 @pytest.fixture(scope="module")
 def mlp_run(tmp_path_factory):
-    return make_run(tmp_path_factory.mktemp("faults") / "run", "mnist_mlp")
+    # Narrow: its checkpoints are copied, restored and saved again by the tests below.
+    return make_run(tmp_path_factory.mktemp("faults") / "run", "mnist_mlp", hidden_units=(64, 64))
 
 
 def test_eval_refuses_a_model_with_no_finite_checkpoint(mlp_run, tmp_path, capsys):
@@ -171,10 +174,12 @@ def test_stale_temporary_checkpoint_folders_are_removed(make_tiny_model, tmp_pat
 def test_kill_9_during_training_saves_loses_nothing_and_the_run_resumes(tmp_path, capsys):
     # (Also the CLI's resume-after-kill check: one killed process serves both.) A real SIGKILL,
     # aimed at a checkpoint save: one step per epoch, so saves take most of the time; the test
-    # waits for a ckpt-N_temp folder (a save in flight) to kill in it.
+    # waits for a ckpt-N_temp folder (a save in flight) to kill in it. At a quarter of the
+    # width (a sixteenth of the weights) saves still take most of an epoch.
     run = tmp_path / "run"
     command = [str(BIN / "alae-train"), "--preset", "mnist_mlp", "--epochs", "40",
-               "--steps-per-epoch", "1", "--grid-every", "1000", "--run-dir", str(run)]
+               "--steps-per-epoch", "1", "--grid-every", "1000", "--run-dir", str(run),
+               "--set", "hidden_units=[256,256]"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env=env)
@@ -388,7 +393,8 @@ def test_alae_train_skips_a_truncated_jpeg_with_one_warning_line(tmp_path):
     # As a user runs it: no TF_CPP_MIN_LOG_LEVEL, so the CLI's own quiet start-up applies.
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run(
-        [str(BIN / "alae-train"), "--preset", "mnist_mlp", "--dataset",
+        [str(BIN / "alae-train"), "--preset", "mnist_mlp", "--set", "hidden_units=[64,64]",
+         "--dataset",
          f"folder:{tmp_path / 'digits'}", "--batch-size", "4", "--epochs", "2",
          "--steps-per-epoch", "4", "--max-image-pixels", "1000", "--run-dir", str(run)],
         capture_output=True, text=True, timeout=600, env=env)

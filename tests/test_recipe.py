@@ -133,8 +133,8 @@ def test_time_budget_stops_with_a_checkpoint_and_the_same_command_trains_on(tmp_
 
     run = tmp_path / "run"
     argv = ["--preset", "mnist_mlp", "--epochs", "5", "--steps-per-epoch", "2", "--batch-size",
-            "16", "--time-budget", "0.0001", "--set", "g_output=sigmoid", "--run-dir", str(run),
-            "--verbose", "0"]
+            "16", "--time-budget", "0.0001", "--set", "g_output=sigmoid", "--set",
+            "hidden_units=[64,64]", "--run-dir", str(run), "--verbose", "0"]
     for epoch in (1, 2):
         assert train.main(argv) == 0
         out = capsys.readouterr().out
@@ -298,7 +298,7 @@ def test_a_notebook_trains_resumes_and_is_refused_through_the_library(tmp_path):
 
     run = str(tmp_path / "run")
     result = train(preset="mnist_mlp", run_dir=run, epochs=1, steps_per_epoch=2,
-                   batch_size=16, verbose=0)
+                   batch_size=16, hidden_units=(64, 64), verbose=0)
     assert (result.epoch, result.step, result.images_seen) == (1, 2, 32)
     assert result.model_path == os.path.join(run, "model.keras")
     assert os.path.isfile(result.model_path) and not result.already_trained

@@ -153,7 +153,10 @@ def test_shipped_demo_models_reconstruct_real_digits(name, mnist_test_digits, tm
     feeds = {"images": x}
     if manifest["num_styles"]:
         feeds["noise"] = np.zeros((len(x), manifest["noise"]["size"]), "float32")
-    got = run_in_node(export_dir, {"reconstruct": feeds}, tmp_path)["reconstruct"]["images"]
+    # On the WASM backend (XNNPACK): what is judged is the model, not the runtime, and 64
+    # images take a fifth of the pure-JS CPU backend's time there.
+    got = run_in_node(export_dir, {"reconstruct": feeds}, tmp_path,
+                      backend="wasm")["reconstruct"]["images"]
     mse = float(np.mean((got - x) ** 2))
     blank = float(np.mean(x ** 2))  # the error of answering with a black image
     recorded = manifest["scores"]["reconstruction_mse"]

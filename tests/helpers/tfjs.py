@@ -38,8 +38,9 @@ def decode_outputs(outputs):
             for graph, values in outputs.items()}
 
 
-def run_in_node(export_dir, inputs, tmp_path):
-    """{graph: {input: array}} -> {graph: {output: array}} computed by TF.js in Node.
+def run_in_node(export_dir, inputs, tmp_path, backend="cpu"):
+    """{graph: {input: array}} -> {graph: {output: array}} computed by TF.js in Node, on its
+    pure-JS CPU backend (the reference of the browser comparisons) or on ``"wasm"``.
 
     With a "reconstruct" entry the result also has "chain_reconstruct": the encoder graph
     followed by the generator graph, as the demo page computes it.
@@ -50,8 +51,8 @@ def run_in_node(export_dir, inputs, tmp_path):
     in_file.write_text(json.dumps(encode_inputs(inputs)))
     result = subprocess.run(
         [node(), str(RUN_EXPORT), str(export_dir), "--inputs", str(in_file), "--out",
-         str(out_file)], capture_output=True, text=True, timeout=300, cwd=WEB_DEMO,
-        env={**os.environ, "NODE_NO_WARNINGS": "1"})
+         str(out_file), "--backend", backend], capture_output=True, text=True, timeout=300,
+        cwd=WEB_DEMO, env={**os.environ, "NODE_NO_WARNINGS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     return decode_outputs(json.loads(out_file.read_text()))
 

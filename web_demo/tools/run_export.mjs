@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Runs a TF.js export in Node with pure @tensorflow/tfjs (CPU backend), the runtime the tests
-// compare against Keras and the benchmark times.
+// Runs a TF.js export in Node with pure @tensorflow/tfjs (CPU backend, the runtime the tests
+// compare against Keras and the benchmark times) or, with --backend wasm, on TF.js's
+// WebAssembly backend (XNNPACK), as the page's WASM backend computes.
 //
-//   node tools/run_export.mjs EXPORT_DIR --inputs IN.json --out OUT.json
+//   node tools/run_export.mjs EXPORT_DIR --inputs IN.json --out OUT.json [--backend cpu|wasm]
 //       IN.json: {graph: {input: {shape: [...], data: [...]}}}; OUT.json: the same for each
 //       graph's output, plus "chain_reconstruct" (encoder then generator, as the page does)
 //       when IN.json has a "reconstruct" entry.
@@ -10,7 +11,9 @@
 //       prints JSON: median and p95 ms of N reconstruct calls after 3 warm-up calls.
 import fs from 'node:fs';
 import path from 'node:path';
+import {createRequire} from 'node:module';
 import * as tf from '@tensorflow/tfjs';
+import {setWasmPaths} from '@tensorflow/tfjs-backend-wasm';
 
 import {AlaeModel, timeCalls} from '../js/alae_model.js';
 
@@ -87,7 +90,13 @@ async function main() {
     const i = args.indexOf(name);
     return i >= 0 ? args[i + 1] : fallback;
   };
-  await tf.setBackend('cpu');
+  const backend = option('--backend', 'cpu');
+  if (!['cpu', 'wasm'].includes(backend)) fail(`--backend ${backend}: choose cpu or wasm`);
+  if (backend === 'wasm') {
+    const wasmMain = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm');
+    setWasmPaths(path.dirname(wasmMain) + path.sep);
+  }
+  if (!(await tf.setBackend(backend))) fail(`the ${backend} backend did not start`);
   if (option('--bench')) {
     await benchmark(args[0], Number(option('--bench')), Number(option('--batch', '1')));
   } else {
