@@ -7,6 +7,7 @@ suffixes, ``Detected at node`` traces, gRPC status dictionaries, the bracketed a
 ``tf.debugging`` assertions); ``clean_message`` keeps the sentence. This module imports nothing
 heavy, so that applications that never load TensorFlow (``alae-demo``) can use it."""
 
+import os
 import re
 
 
@@ -41,6 +42,17 @@ class RunDirError(AlaeError):
 
 class NotARunError(RunDirError):
     """A directory that holds no run (no config.json): the applications say how to make one."""
+
+
+# The file that makes a directory a run directory (alae_tf.runs writes and reads it).
+RUN_CONFIG_NAME = "config.json"
+
+
+def require_run_directory(run_dir):
+    """Raises ``NotARunError`` unless ``run_dir`` holds a run's config file; needs no
+    TensorFlow, so an application can refuse a wrong path before loading it."""
+    if not os.path.isfile(os.path.join(run_dir, RUN_CONFIG_NAME)):
+        raise NotARunError(f"{run_dir!r} is not a run directory (no {RUN_CONFIG_NAME})")
 
 
 class DataError(AlaeError, ValueError):

@@ -27,18 +27,19 @@ import tensorflow as tf
 
 from alae_tf.data import make_dataset
 from alae_tf.errors import (
+    RUN_CONFIG_NAME,
     CheckpointError,
     ConfigError,
     DataError,
-    NotARunError,
     RunDirError,
+    require_run_directory,
     short_reason,
     write_error_reason,
 )
 from alae_tf.models.alae import EMA_NETWORK_NAMES, NETWORK_NAMES, OPTIMIZER_NAMES
 from alae_tf.models.presets import Preset, build_model
 
-CONFIG_NAME = "config.json"
+CONFIG_NAME = RUN_CONFIG_NAME
 # Fields a resumed run may change: how long to train, how many checkpoints to keep, and the
 # image-size limit of a folder source.
 RESUMABLE_FIELDS = ("epochs", "keep_checkpoints", "max_image_pixels")
@@ -169,9 +170,8 @@ def read_config(run_dir):
         RunDirError: no run there.
         ConfigError: an unreadable config.
     """
+    require_run_directory(run_dir)
     path = os.path.join(run_dir, CONFIG_NAME)
-    if not os.path.isfile(path):
-        raise NotARunError(f"{run_dir!r} is not a run directory (no {CONFIG_NAME})")
     try:
         with open(path, encoding="utf-8") as f:
             payload = json.load(f)

@@ -13,7 +13,7 @@ from alae_tf.cli import (
     quiet_tensorflow,
     run_main,
 )
-from alae_tf.errors import write_error_reason
+from alae_tf.errors import require_run_directory, write_error_reason
 
 
 def build_parser():
@@ -97,8 +97,10 @@ def export_browser(args, model, preset, name, epoch, quiet=False):
 
 
 def main(argv=None):
-    quiet = quiet_tensorflow(early_flags(argv)[0])
     args = build_parser().parse_args(argv)
+    if run_main("alae-export", lambda: require_run_directory(args.run_dir)):
+        return 2  # refused before TensorFlow loads
+    quiet = quiet_tensorflow(early_flags(argv)[0])
     return run_main("alae-export", lambda: export(args, quiet))
 
 

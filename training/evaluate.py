@@ -31,6 +31,7 @@ from alae_tf.cli import (
     run_main,
     seed_int,
 )
+from alae_tf.errors import require_run_directory
 
 DEFAULT_IMAGES = 50_000
 # The flag that sets each MetricOptions field an OptionError can be about.
@@ -283,8 +284,11 @@ def _print_image_metrics(scores):
 def main(argv=None):
     from alae_tf.errors import DataError
 
-    quiet_tensorflow(early_flags(argv)[0])
     args = build_parser().parse_args(argv)
+    # A path that holds no run is refused before TensorFlow loads (a second, not six).
+    if run_main("alae-eval", lambda: require_run_directory(args.run_dir)):
+        return 2
+    quiet_tensorflow(early_flags(argv)[0])
     hints = {"batch_size": "--metrics-batch-size sets it"}
     if args.fid and not args.dataset:  # the run's own data source failed
         hints[DataError] = "give FID's real images with --dataset"

@@ -13,6 +13,7 @@ from alae_tf.cli import (
     seed_int,
     unit_interval,
 )
+from alae_tf.errors import require_run_directory
 
 
 def build_parser():
@@ -186,8 +187,10 @@ def _direction_grid(model, preset, originals, set_a, set_b, steps=7, strength=1.
 
 
 def main(argv=None):
-    quiet_tensorflow(early_flags(argv)[0])
     args = build_parser().parse_args(argv)
+    if run_main("alae-sample", lambda: require_run_directory(args.run_dir)):
+        return 2  # refused before TensorFlow loads
+    quiet_tensorflow(early_flags(argv)[0])
     return run_main("alae-sample", lambda: sample(args))
 
 
