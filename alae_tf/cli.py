@@ -15,7 +15,14 @@ import sys
 import tempfile
 import warnings
 
-from alae_tf.errors import AlaeError, DataWarning, NotARunError, TrainingDiverged, WorkerLost
+from alae_tf.errors import (
+    AlaeError,
+    DataWarning,
+    NotARunError,
+    TrainingDiverged,
+    WorkerLost,
+    require_run_directory,
+)
 
 LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 MAX_SEED = 2**31 - 1
@@ -191,3 +198,10 @@ def run_main(prog, body, hints=None):
         return 130
     finally:
         warnings.showwarning = show_warning
+
+
+def refuse_a_missing_run(prog, run_dir):
+    """The exit code of ``prog``'s one-line refusal when ``run_dir`` holds no run, else 0.
+    Needs no TensorFlow: an application calls it before ``quiet_tensorflow``, so a wrong path
+    costs no TensorFlow start-up."""
+    return run_main(prog, lambda: require_run_directory(run_dir)) or 0

@@ -11,9 +11,10 @@ from alae_tf.cli import (
     early_flags,
     positive_int,
     quiet_tensorflow,
+    refuse_a_missing_run,
     run_main,
 )
-from alae_tf.errors import require_run_directory, write_error_reason
+from alae_tf.errors import write_error_reason
 
 
 def build_parser():
@@ -98,8 +99,8 @@ def export_browser(args, model, preset, name, epoch, quiet=False):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if run_main("alae-export", lambda: require_run_directory(args.run_dir)):
-        return 2  # refused before TensorFlow loads
+    if code := refuse_a_missing_run("alae-export", args.run_dir):
+        return code
     quiet = quiet_tensorflow(early_flags(argv)[0])
     return run_main("alae-export", lambda: export(args, quiet))
 

@@ -28,10 +28,10 @@ from alae_tf.cli import (
     non_negative_int,
     positive_int,
     quiet_tensorflow,
+    refuse_a_missing_run,
     run_main,
     seed_int,
 )
-from alae_tf.errors import require_run_directory
 
 DEFAULT_IMAGES = 50_000
 # The flag that sets each MetricOptions field an OptionError can be about.
@@ -285,9 +285,8 @@ def main(argv=None):
     from alae_tf.errors import DataError
 
     args = build_parser().parse_args(argv)
-    # A path that holds no run is refused before TensorFlow loads (a second, not six).
-    if run_main("alae-eval", lambda: require_run_directory(args.run_dir)):
-        return 2
+    if code := refuse_a_missing_run("alae-eval", args.run_dir):
+        return code
     quiet_tensorflow(early_flags(argv)[0])
     hints = {"batch_size": "--metrics-batch-size sets it"}
     if args.fid and not args.dataset:  # the run's own data source failed

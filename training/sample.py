@@ -9,11 +9,11 @@ from alae_tf.cli import (
     early_flags,
     positive_int,
     quiet_tensorflow,
+    refuse_a_missing_run,
     run_main,
     seed_int,
     unit_interval,
 )
-from alae_tf.errors import require_run_directory
 
 
 def build_parser():
@@ -188,8 +188,8 @@ def _direction_grid(model, preset, originals, set_a, set_b, steps=7, strength=1.
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if run_main("alae-sample", lambda: require_run_directory(args.run_dir)):
-        return 2  # refused before TensorFlow loads
+    if code := refuse_a_missing_run("alae-sample", args.run_dir):
+        return code
     quiet_tensorflow(early_flags(argv)[0])
     return run_main("alae-sample", lambda: sample(args))
 
