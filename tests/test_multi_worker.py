@@ -4,7 +4,8 @@ and one CPU device, train as one MultiWorkerMirroredStrategy.
 What is checked: both workers end with identical weights (the same fingerprint); the chief
 alone writes the run (config, checkpoints, grids, logs, model.keras) and the other worker's
 temporary directory is gone at the end; the result matches one process (alae-train in the
-test's own process) training on the same global batch; a worker killed mid-run makes the other
+test's own process) training on the same global batch (a StyleALAE through a level change, from
+scratch; an MLP-ALAE's epoch resumed from a checkpoint); a worker killed mid-run makes the other
 stop with one line, and restarting both resumes from the chief's newest checkpoint, where a
 time budget stops both at the same epoch.
 
@@ -213,44 +214,36 @@ def test_alae_train_without_tf_config_is_one_line_and_writes_nothing(tmp_path):
 # --- two workers -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def mlp_pair(tmp_path_factory):
+def style_pair(tmp_path_factory):
     """(multi-worker run dir, single-process run dir, chief output, other output, single
-    output): MLP-ALAE trained 2 epochs of 1 step by two workers, and by one process."""
-    root = tmp_path_factory.mktemp("mlp_pair")
+    output, root): StyleALAE trained 2 epochs of 1 step (level 0, then the fade into 8 px) by
+    two workers, and by one process."""
+    root = tmp_path_factory.mktemp("style_pair")
     multi, single = root / "multi", root / "single"
-    args = [*MLP_ARGS, "--epochs", "2", "--steps-per-epoch", "1"]
-    chief, other = _train_pair(multi, args, root, "mlp")
+    args = [*STYLE_ARGS, "--epochs", "2", "--steps-per-epoch", "1"]
+    chief, other = _train_pair(multi, args, root, "style")
     return multi, single, chief, other, _single(single, args), root
 
 
 @pytest.mark.slow
 @pytest.mark.system
-def test_two_workers_train_mlp_alae_as_one_process_on_the_global_batch(mlp_pair):
-    multi, single, chief, other, single_output, root = mlp_pair
+def test_two_workers_train_style_alae_through_a_level_change_as_one_process(style_pair):
+    multi, single, chief, other, single_output, root = style_pair
     assert _fingerprint(chief) == _fingerprint(other)
     assert "worker 0 of 2 workers" in chief and "Next: alae-eval" in chief
     assert "the chief wrote the run's files" in other and "Next: alae-eval" not in other
     assert "\nepoch 2/2, " in chief and "\nepoch 2/2, " in other
+    assert "level 1 (8 px)" in chief
 
     # The chief wrote the run; the other worker's temporary directory is gone.
     for name in ("config.json", "model.keras", "checkpoints/ckpt-2.index",
                  "checkpoints/progress.json", "samples", "logs"):
         assert (multi / name).exists(), name
-    assert os.listdir(root / "tmp_mlp_1") == []
-    assert json.loads((multi / "config.json").read_text())["preset"]["hidden_units"] == [64, 64]
+    assert os.listdir(root / "tmp_style_1") == []
+    assert json.loads((multi / "config.json").read_text())["preset"]["maxf"] == 16
 
-    _assert_like_one_process(multi, single, chief, single_output, epoch=2)
-
-
-@pytest.mark.slow
-@pytest.mark.system
-def test_two_workers_train_style_alae_through_a_level_change(tmp_path):
-    multi, single = tmp_path / "multi", tmp_path / "single"
-    args = [*STYLE_ARGS, "--epochs", "2", "--steps-per-epoch", "1"]
-    chief, other = _train_pair(multi, args, tmp_path, "style")
-    assert _fingerprint(chief) == _fingerprint(other)
-    assert "level 1 (8 px)" in chief
-    _assert_like_one_process(multi, single, chief, _single(single, args), epoch=1)
+    # Like one process on the global batch, at level 0 and after the level change.
+    _assert_like_one_process(multi, single, chief, single_output, epoch=1)
     fraction, largest = _close_fraction(multi / "checkpoints" / "ckpt-2",
                                         single / "checkpoints" / "ckpt-2")
     print(f"level 1: {fraction:.4%} of the weights within 1e-4, largest difference "
@@ -260,11 +253,11 @@ def test_two_workers_train_style_alae_through_a_level_change(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.system
-def test_workers_that_see_different_run_directories_stop_before_training(mlp_pair, tmp_path):
+def test_workers_that_see_different_run_directories_stop_before_training(style_pair, tmp_path):
     # A run directory that is not shared: the chief's holds checkpoints, worker 1's path
     # holds nothing. Both must stop with one line, and nothing is written on either side.
     run = tmp_path / "run"
-    shutil.copytree(mlp_pair[0], run)  # trained to epoch 2
+    shutil.copytree(style_pair[0], run)  # trained to epoch 2
     before = sorted(p.name for p in (run / "checkpoints").iterdir())
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     workers = []
@@ -272,7 +265,7 @@ def test_workers_that_see_different_run_directories_stop_before_training(mlp_pai
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         workers.append(subprocess.Popen(
             [str(BIN / "alae-train"), "--strategy", "multi_worker", "--run-dir", str(run_dir),
-             *MLP_ARGS, "--epochs", "3", "--steps-per-epoch", "1"],
+             *STYLE_ARGS, "--epochs", "3", "--steps-per-epoch", "1"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=_env(TF_CONFIG=tf_config)))
     for process in workers:
@@ -309,6 +302,10 @@ def test_a_killed_worker_stops_the_other_and_both_resume_from_the_checkpoint(tmp
                              "the same command to resume from the newest"), last
         assert "Traceback" not in chief_output
 
+    # The checkpoints the workers restart from, for one process to resume too.
+    single = tmp_path / "single"
+    shutil.copytree(run, single)
+
     # Both restarted with the same command and a time budget (0.001 minutes) that is over
     # during their first epoch: every worker resumes from the chief's newest checkpoint and
     # stops at the same epoch, with the same weights.
@@ -322,3 +319,8 @@ def test_a_killed_worker_stops_the_other_and_both_resume_from_the_checkpoint(tmp
     assert _fingerprint(chief) == _fingerprint(other)
     assert (run / "checkpoints" / f"ckpt-{epoch}.index").exists()
     assert (run / "model.keras").exists() and not list((run / "checkpoints").glob("*_temp"))
+
+    # The MLP-ALAE's resumed epoch on two workers is one process's on the same global batch.
+    single_output = _single(single, [*MLP_ARGS, "--epochs", str(epoch), "--steps-per-epoch", "5"])
+    assert f"resuming {single} from epoch {epoch - 1}" in single_output
+    _assert_like_one_process(run, single, chief, single_output, epoch=epoch)
