@@ -247,6 +247,27 @@ def _make_portable(graph_dir):
             json.dump(graph, f)
 
 
+@contextlib.contextmanager
+def browser_forms(networks):
+    """While tracing: every ``FusedUpsampleConv2D`` of ``networks`` computed in its
+    "depth_to_space" form (a 3x3 convolution and depth_to_space, the same function), so the
+    graphs hold no Conv2DBackpropInput: TF.js runs that op as a scalar loop on WASM, and
+    through an im2col texture on WebGL, while its convolutions run on XNNPACK and WebGL's
+    packed convolution."""
+    from alae_tf.models.style.layers import FusedUpsampleConv2D
+
+    layers = [layer for network in (networks.mapping_f, networks.generator, networks.encoder)
+              for layer in network._flatten_layers()
+              if isinstance(layer, FusedUpsampleConv2D)]
+    for layer in layers:
+        layer.form = "depth_to_space"
+    try:
+        yield len(layers)
+    finally:
+        for layer in layers:
+            del layer.form  # back to the class's default
+
+
 def _write_graphs(folder, signatures, quantize, quiet):
     """Converts every graph of ``signatures`` into ``folder``/GRAPH; returns the manifest's
     "graphs" entry."""
@@ -254,7 +275,8 @@ def _write_graphs(folder, signatures, quantize, quiet):
     graphs = {}
     with tempfile.TemporaryDirectory(prefix="alae_tfjs_") as work:
         saved_model_dir = os.path.join(work, "saved_model")
-        write_archive(saved_model_dir, signatures, specs)
+        with browser_forms(signatures):
+            write_archive(saved_model_dir, signatures, specs)
         for name, (_, input_specs) in specs.items():
             graph_dir = os.path.join(folder, name)
             _convert(saved_model_dir, name, graph_dir, quantize, quiet)

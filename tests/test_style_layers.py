@@ -85,6 +85,17 @@ def test_fused_upsample_conv_equals_nearest_upsample_then_conv():
     check_config_round_trip(fused)
 
 
+def test_fused_upsample_conv_in_its_depth_to_space_form_computes_the_same():
+    fused = FusedUpsampleConv2D(5, lr_mul=0.5)
+    fused.build((None, 6, 7, 3))  # odd width: both phases at a border
+    set_random_bias(fused)
+    x = random_images((2, 6, 7, 3))
+    transposed = np.asarray(fused(x))
+    fused.form = "depth_to_space"
+    np.testing.assert_allclose(fused(x), transposed, rtol=1e-5, atol=1e-5)
+    assert "form" not in fused.get_config()  # how it is computed is not part of the model
+
+
 def test_fused_upsample_conv_uses_the_shift_summed_4x4_kernel():
     # One input pixel of one channel: a transposed conv stamps its (mirrored, see the
     # docstring) 4x4 kernel; per dimension [a, b, c] -> [c, b + c, a + b, a].

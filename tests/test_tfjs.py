@@ -51,6 +51,24 @@ def test_tfjs_graphs_in_node_match_keras(exported, key, tmp_path):
         assert np.abs(got["reconstruct"]["images"] - expected["reconstruct"]["images"]).max() > 0
 
 
+def test_exported_graphs_have_no_transposed_convolution(exported):
+    """TF.js runs Conv2DBackpropInput as a scalar loop on WASM: the fused upsampling
+    convolutions of the 128 px model are exported as convolution + depth_to_space."""
+    from alae_tf.models.style.layers import FusedUpsampleConv2D
+
+    model = exported["style128"][0]
+    assert any(isinstance(layer, FusedUpsampleConv2D) for layer in model._flatten_layers())
+    assert all(getattr(layer, "form", None) == "transposed" for layer in model._flatten_layers()
+               if isinstance(layer, FusedUpsampleConv2D))  # the export left the model as it was
+    ops_seen = set()
+    for key in TFJS_KEYS:
+        for graph in GRAPHS:
+            spec = json.loads((exported[key][2] / graph / "model.json").read_text())
+            ops_seen |= {node["op"] for node in spec["modelTopology"]["node"]}
+    assert "Conv2DBackpropInput" not in ops_seen
+    assert "DepthToSpace" in ops_seen
+
+
 def test_exported_graphs_have_no_tensor_bias_fusions(exported):
     """WASM's fused kernels take rank-1 biases only; the export splits the others."""
     for key in TFJS_KEYS:

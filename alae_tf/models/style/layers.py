@@ -23,6 +23,12 @@ _BLUR_1D = np.array([1.0, 2.0, 1.0], dtype="float32")
 BLUR_KERNEL = np.outer(_BLUR_1D, _BLUR_1D) / np.sum(_BLUR_1D) ** 2  # [3, 3]
 
 
+# Nearest upsampling x2 then a 3-tap correlation [a, b, c], read at the even and the odd
+# outputs, is a 3-tap correlation of the input: [a, b + c, 0] and [0, a + b, c].
+_PHASE_TAPS = (np.array([[1, 0, 0], [0, 1, 1], [0, 0, 0]], dtype="float32"),
+               np.array([[0, 0, 0], [1, 1, 0], [0, 0, 1]], dtype="float32"))
+
+
 def _double(length):
     """Twice a spatial length, keeping an unknown length unknown."""
     return None if length is None else 2 * length
@@ -199,14 +205,36 @@ class FusedUpsampleConv2D(_FusedConv3x3):
 
     Reference: podgorskiy/ALAE net.py (upsampling at 128 px and above); Karras et al. 2019
     (StyleGAN), fused upscale2d_conv2d.
+
+    ``form`` (an attribute, not saved) picks how the same function is computed:
+    "transposed" (the default: the fewest multiply-adds) or "depth_to_space", for runtimes
+    whose transposed convolution is slow (TF.js's WASM backend runs it as one scalar loop):
+    one 3x3 convolution of the low-resolution input to 4 * filters channels, one group per
+    output phase, then ``depth_to_space``. Per dimension the phases' 3-tap kernels are
+    [a, b + c, 0] (even outputs) and [0, a + b, c] (odd outputs), read off the sums above.
+    ``export.tfjs`` sets it (``browser_forms``) while it traces the graphs.
     """
 
+    FORMS = ("transposed", "depth_to_space")
+    form = "transposed"
+
     def call(self, x):
+        if self.form == "depth_to_space":
+            return self._add_bias(self._depth_to_space_form(x))
         kernel = ops.flip(scaled(self.kernel, self.weight_scale), axis=(0, 1))
         # conv_transpose wants [k, k, C_out, C_in].
         kernel = ops.transpose(_shift_sum(kernel), (0, 1, 3, 2))  # [4, 4, C_out, C_in]
         y = ops.conv_transpose(x, kernel, strides=2, padding="same")  # [N, 2H, 2W, C_out]
         return self._add_bias(y)
+
+    def _depth_to_space_form(self, x):
+        kernel = scaled(self.kernel, self.weight_scale)  # [3, 3, C_in, C_out], correlation
+        # _PHASE_TAPS[p][new tap, old tap]: phase p's 3-tap kernel from [a, b, c].
+        phases = [ops.einsum("ai,bj,ijcd->abcd", _PHASE_TAPS[py], _PHASE_TAPS[px], kernel)
+                  for py in (0, 1) for px in (0, 1)]
+        # depth_to_space reads channel (2 * py + px) * C_out + d as phase (py, px), channel d.
+        y = ops.conv(x, ops.concatenate(phases, axis=-1), strides=1, padding="same")
+        return tf.nn.depth_to_space(y, 2)
 
     def compute_output_shape(self, input_shape):
         return (
