@@ -268,6 +268,36 @@ def browser_forms(networks):
             del layer.form  # back to the class's default
 
 
+def texture_needs(fn, input_specs):
+    """What one image needs of a WebGL texture in ``fn``'s graph, in values (4 per texel):
+
+    - "im2col_values": the largest im2col matrix, the most kh * kw * C_in * H_out * W_out
+      over its convolutions larger than 1 x 1 (0 without any). TF.js's default WebGL
+      convolution multiplies such a matrix, [N, kh * kw * C_in, H_out * W_out], held in one
+      texture;
+    - "im2col_width": the most H_out * W_out of those convolutions (that matrix's width);
+    - "tensor_values": the largest tensor of the graph (every op's outputs).
+
+    The page splits batches and picks its convolution from these (manifest "graphs")."""
+    specs = [tf.TensorSpec((1, *spec.shape[1:]), spec.dtype) for spec in input_specs]
+    graph = tf.function(fn).get_concrete_function(*specs).graph
+    needs = {"im2col_values": 0, "im2col_width": 0, "tensor_values": 0}
+    for op in graph.get_operations():
+        for output in op.outputs:
+            if output.shape.is_fully_defined():
+                needs["tensor_values"] = max(needs["tensor_values"],
+                                             int(output.shape.num_elements()))
+        if op.type != "Conv2D":
+            continue
+        kh, kw, c_in = op.inputs[1].shape[:3]
+        _, h_out, w_out, _ = op.outputs[0].shape
+        if kh * kw > 1:
+            needs["im2col_values"] = max(needs["im2col_values"],
+                                         int(kh * kw * c_in * h_out * w_out))
+            needs["im2col_width"] = max(needs["im2col_width"], int(h_out * w_out))
+    return needs
+
+
 def _write_graphs(folder, signatures, quantize, quiet):
     """Converts every graph of ``signatures`` into ``folder``/GRAPH; returns the manifest's
     "graphs" entry."""
@@ -277,6 +307,8 @@ def _write_graphs(folder, signatures, quantize, quiet):
         saved_model_dir = os.path.join(work, "saved_model")
         with browser_forms(signatures):
             write_archive(saved_model_dir, signatures, specs)
+            needs = {name: texture_needs(fn, input_specs)
+                     for name, (fn, input_specs) in specs.items()}
         for name, (_, input_specs) in specs.items():
             graph_dir = os.path.join(folder, name)
             _convert(saved_model_dir, name, graph_dir, quantize, quiet)
@@ -286,6 +318,7 @@ def _write_graphs(folder, signatures, quantize, quiet):
                 "bytes": _folder_bytes(graph_dir),
                 "inputs": {s.name: spec_json(s) for s in input_specs},
                 "outputs": signatures.outputs(name),
+                **needs[name],
             }
     return graphs
 

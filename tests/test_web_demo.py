@@ -13,6 +13,7 @@ Chromium.
 
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
@@ -201,13 +202,37 @@ def test_alae_demo_process_prints_its_url_and_serves(demo_process):
     assert _get(url + "models/tiny128/manifest.json")[0] == 200
 
 
+# The model whose WebGL page runs under a lowered texture limit (chunking_texture_limit).
+CHUNKED = "tiny128"
+CHUNK = 1  # images per generator call with direct convolutions (js/alae_model.js webglPlan)
+# js/alae_model.js's share of a texture one call may fill (read from the source).
+TEXTURE_FILL = float(re.search(r"export const TEXTURE_FILL = ([0-9.]+);",
+                               (WEB_DEMO / "js" / "alae_model.js").read_text()).group(1))
+
+
+def _manifest(export_dir):
+    return json.loads((Path(export_dir) / "manifest.json").read_text())
+
+
+def chunking_texture_limit(manifest):
+    """A WEBGL_MAX_TEXTURE_SIZE too small for the model's im2col matrices, so that the page
+    runs direct convolutions and decodes its grids one image per call: what a GPU with small
+    textures does with a large model. The grid's own inputs (8 noise vectors) and an 8-image
+    tensor still fit: the page makes them before it splits the call."""
+    generator = manifest["graphs"]["generator"]
+    values = 8 * max(manifest["noise"]["size"], generator["tensor_values"])
+    limit = math.ceil(math.sqrt(values / TEXTURE_FILL))
+    assert limit < generator["im2col_width"] / 2  # the im2col matrix is wider
+    return limit
+
+
 @pytest.fixture(scope="module")
 def browser_runs(demo_process):
     """({(model, backend): what the page showed}, the dropped digit's 28 px original): every
     model on every backend from one run of browser_check.mjs (one Chromium); the MNIST models
     also get a real digit dropped on them, the colour model a wide photo (OUTPUT/photo.png)."""
     chromium = _chromium()
-    _, url, _ = demo_process
+    _, url, exports = demo_process
     shutil.rmtree(OUTPUT, ignore_errors=True)
     OUTPUT.mkdir(parents=True)
     original = _digit_png(OUTPUT / "digit.png")
@@ -216,7 +241,8 @@ def browser_runs(demo_process):
         [node(), str(WEB_DEMO / "tests" / "browser_check.mjs"), "--url", url, "--out",
          str(OUTPUT), "--model", ",".join(MODELS), "--chromium", chromium, "--backends",
          ",".join(BACKENDS), "--png", str(OUTPUT / "digit.png"), "--photo",
-         str(OUTPUT / "photo.png")],
+         str(OUTPUT / "photo.png"), "--max-texture",
+         f"{CHUNKED}={chunking_texture_limit(_manifest(exports[CHUNKED]))}"],
         capture_output=True, text=True, timeout=900, cwd=WEB_DEMO)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((OUTPUT / "results.json").read_text())
@@ -245,7 +271,41 @@ def test_page_loads_on_every_backend_without_errors(browser_results):
         assert f"{model} on {backend}" in run["status"]
         assert "reconstruct" in run["timing"] and " ms" in run["timing"]
         assert run["mixing_visible"] == styled
+        assert run["isolated"] and "cross-origin isolated" in run["runtime"], backend
     assert "WebGL" in runs["webgl"]["renderer"]
+    assert f"textures up to {runs['webgl']['max_texture']} px" in runs["webgl"]["runtime"]
+    # The header says how many threads WASM computes with (TF.js's threaded build, loaded in
+    # an isolated page, reports 1 on a 2-core machine: docs/web_demo.md).
+    wasm = runs["wasm"]
+    assert wasm["threads"] >= 1 and f"{wasm['threads']} thread" in wasm["runtime"]
+
+
+@pytest.mark.slow
+@pytest.mark.system
+def test_grids_are_decoded_in_chunks_that_fit_a_lowered_texture_limit(browser_results):
+    """The page of CHUNKED on WebGL runs with WEBGL_MAX_TEXTURE_SIZE lowered below what its
+    im2col matrices and an 8-image grid need: it switches to direct convolutions (TF.js
+    computes a wrong im2col convolution once the matrix is wider than the limit), decodes the
+    grid one image per call, the same images WASM decodes in one call.
+    (Its drawn and dropped reconstructions are compared with Node below.)"""
+    model, runs, _, _, export_dir = browser_results
+    webgl = runs["webgl"]
+    if model != CHUNKED:  # the GPU's own limit: TF.js's default convolution, no chunks
+        assert webgl["max_texture"] >= 4096 and webgl["chunked"]["calls"] == 0, model
+        assert webgl["convolution"] == "im2col", model
+        return
+    limit = chunking_texture_limit(_manifest(export_dir))
+    assert webgl["max_texture"] == limit and webgl["convolution"] == "direct"
+    assert "direct convolutions" in webgl["runtime"]
+    assert webgl["max_batch"]["generator"] == CHUNK and webgl["max_batch"]["encoder"] >= 1
+    assert webgl["chunked"]["calls"] >= 1  # the first sample grid: 8 images in 8 calls
+    assert webgl["chunked"]["chunks"] == 8 * webgl["chunked"]["calls"]
+    for backend in ("wasm", "cpu"):
+        assert runs[backend]["chunked"]["calls"] == 0 and runs[backend]["convolution"] is None
+    got, want = (np.asarray(runs[b]["pooled_samples"]) for b in ("webgl", "wasm"))
+    assert got.shape == want.shape == (8, 16, 16, 3)
+    assert np.abs(got - want).max() < 1e-3, np.abs(got - want).max()
+    assert np.abs(want[1:] - want[:1]).max() > 0.05  # the eight samples differ
 
 
 @pytest.mark.slow

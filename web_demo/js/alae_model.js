@@ -6,6 +6,43 @@
 export const DEMO_GRAPHS = ['encoder', 'generator', 'mapping'];
 /** MNIST's digits are 28 px; an MNIST export's resolution may be larger (32 px). */
 export const MNIST_SIDE = 28;
+/**
+ * The share of a WebGL texture limit (max side squared) one call may fill with one tensor, in
+ * values: TF.js's unpacked programs keep one value per texel (its packed ones 4), and packed
+ * textures round each side up to an even size.
+ */
+export const TEXTURE_FILL = 0.9;
+/** The page's largest batch: its sample grid. */
+export const GRID = 8;
+
+/**
+ * How TF.js's WebGL backend should run an export under a texture limit of ``maxTextureSize``
+ * (WEBGL_MAX_TEXTURE_SIZE), from the manifest's per-graph texture needs:
+ *
+ * - convolution "im2col" (TF.js's default and fastest) while every graph's im2col matrix for a
+ *   whole grid fits one texture as it is: N * im2col_values within the fill, and the matrix's
+ *   width (im2col_width / 2 texels, packed) within the limit. Past the limit TF.js folds the
+ *   texture into a square and the convolution's result is wrong (0.27 off on the 128 px test
+ *   model's images, measured against WASM with 1024 px textures);
+ * - else "direct" (WEBGL_EXP_CONV: a packed convolution with no im2col matrix), one image per
+ *   call for the graphs with convolutions: there, with 688 px textures, one image at a time
+ *   matched WASM to 2e-6, six at a time were 0.10 off.
+ *
+ * Returns {convolution, maxBatch: {graph: most images per call}} (Infinity where the manifest
+ * says nothing: exports written before it did, whose convolutions run as TF.js chooses).
+ */
+export function webglPlan(manifest, maxTextureSize) {
+  const graphs = Object.entries(manifest.graphs || {});
+  const capacity = TEXTURE_FILL * maxTextureSize * maxTextureSize;
+  const most = (values) => (values ? Math.floor(capacity / values) : Infinity);
+  const im2colFits = graphs.every(([, g]) => (
+    !g.im2col_values || (most(g.im2col_values) >= GRID && g.im2col_width / 2 <= maxTextureSize)));
+  const convolution = im2colFits ? 'im2col' : 'direct';
+  const convolved = (g) => (convolution === 'im2col' ? most(g.im2col_values) : 1);
+  const maxBatch = Object.fromEntries(graphs.map(([name, g]) => [name, Math.min(
+      g.im2col_values ? convolved(g) : Infinity, most(g.tensor_values))]));
+  return {convolution, maxBatch};
+}
 
 export class AlaeModel {
   /**
@@ -29,6 +66,19 @@ export class AlaeModel {
     this.dataset = manifest.dataset;
     /** The side inputs are prepared at: MNIST's 28 px for an MNIST export, else the resolution. */
     this.frame = manifest.dataset === 'mnist' ? MNIST_SIDE : manifest.resolution;
+    /** {graph: most images per call}; a larger batch is run in chunks (limitBatches). */
+    this.maxBatch = {};
+    /** How many calls were split into chunks, and into how many chunks in all. */
+    this.chunked = {calls: 0, chunks: 0};
+  }
+
+  /**
+   * Splits every later call of a graph into chunks of at most ``maxBatch[graph]`` images
+   * (``webglPlan``). Returns the demo graphs that cannot take even one image ([] when all can).
+   */
+  limitBatches(maxBatch) {
+    this.maxBatch = {...maxBatch};
+    return DEMO_GRAPHS.filter((graph) => (this.maxBatch[graph] ?? Infinity) < 1);
   }
 
   /**
@@ -70,10 +120,34 @@ export class AlaeModel {
     return side > r ? this.tf.image.resizeBilinear(images, [r, r], false, true) : images;
   }
 
+  /** Runs ``graph`` on ``inputs`` ({name: tensor}, batch first), in chunks if it must. */
   run(graph, inputs) {
     const model = this.graphs[graph];
     if (!model) throw new Error(`graph ${graph} is not loaded`);
-    const out = model.predict(inputs);
+    const n = Object.values(inputs)[0].shape[0];
+    const most = this.maxBatch[graph] ?? Infinity;
+    if (n <= most) return this.runOnce(graph, inputs);
+    if (most < 1) {
+      throw new Error(`the ${graph} graph needs a larger texture than this GPU allows for one ` +
+                      'image');
+    }
+    const tf = this.tf;
+    return tf.tidy(() => {
+      const parts = [];
+      for (let start = 0; start < n; start += most) {
+        const size = Math.min(most, n - start);
+        const chunk = Object.fromEntries(Object.entries(inputs).map(
+            ([name, t]) => [name, t.slice([start], [size])]));
+        parts.push(this.runOnce(graph, chunk));
+      }
+      this.chunked.calls += 1;
+      this.chunked.chunks += parts.length;
+      return tf.concat(parts, 0);
+    });
+  }
+
+  runOnce(graph, inputs) {
+    const out = this.graphs[graph].predict(inputs);
     const keys = Object.keys(this.manifest.graphs[graph].outputs);
     return out instanceof this.tf.Tensor ? out : out[keys[0]];
   }

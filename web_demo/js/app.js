@@ -2,7 +2,7 @@
 // its encoder, generator and mapping graphs. Everything runs in this browser. The computations
 // live in js/alae_model.js (the model), js/canvas.js (pictures) and js/startup.js (choices);
 // this file holds the page's state, its actions and the event wiring.
-import {AlaeModel, lerp} from './alae_model.js';
+import {AlaeModel, DEMO_GRAPHS, lerp, webglPlan} from './alae_model.js';
 import {canvasInput, canvasPoint, clearCanvas, drawPicture, showImages, strokeLine} from
   './canvas.js';
 import {BACKENDS, activeRenderer, chooseModel, defaultBackend, describe} from './startup.js';
@@ -19,6 +19,9 @@ const state = {
   error: null,
   backend: null,
   renderer: null,
+  threads: null,       // WASM's thread count
+  convolution: null,   // WebGL's convolution: "im2col" or "direct" (webglPlan)
+  isolated: false,     // window.crossOriginIsolated: WASM may use threads
   backendNote: null,   // why the page chose a backend itself
   name: null,          // the export's name
   model: null,         // an AlaeModel
@@ -340,6 +343,10 @@ async function startBackend(backend) {
   // WebGL compiles one shader program per op and shape unless shapes are uniforms: with them,
   // ops of one kind share a program, and a model's first run compiles far fewer.
   if (backend === 'webgl') tf.env().set('WEBGL_USE_SHAPES_UNIFORMS', true);
+  // ?max_texture=N plays a GPU with a smaller texture limit (the tests lower it).
+  if (backend === 'webgl' && params.get('max_texture')) {
+    tf.env().set('WEBGL_MAX_TEXTURE_SIZE', Number(params.get('max_texture')));
+  }
   let ok = false;
   try {
     ok = await tf.setBackend(backend);
@@ -353,7 +360,29 @@ async function startBackend(backend) {
   }
   state.backend = tf.getBackend();
   $('backend').value = state.backend;
-  if (state.backend === 'webgl') state.renderer = activeRenderer(tf);
+  state.renderer = state.backend === 'webgl' ? activeRenderer(tf) : null;
+  showRuntime();
+}
+
+/**
+ * The header's line about what computes: the backend, WASM's thread count (threads need a
+ * cross-origin isolated page, which alae-demo's headers make it), WebGL's renderer and
+ * texture limit.
+ */
+function showRuntime() {
+  state.isolated = Boolean(window.crossOriginIsolated);
+  state.threads = state.backend === 'wasm' ? tf.wasm.getThreadsCount() : null;
+  const parts = [`backend ${state.backend}`];
+  if (state.backend === 'wasm') {
+    parts.push(`${state.threads} thread${state.threads === 1 ? '' : 's'}`);
+  }
+  if (state.backend === 'webgl') {
+    parts.push(`${state.renderer}, textures up to ${textureLimit()} px` +
+               (state.convolution ? `, ${state.convolution} convolutions` : ''));
+  }
+  parts.push(state.isolated ? 'cross-origin isolated' : 'not cross-origin isolated (WASM runs ' +
+             'one thread)');
+  $('runtime').textContent = parts.join(' · ');
 }
 
 async function loadExport(name, manifest) {
@@ -371,11 +400,43 @@ async function loadExport(name, manifest) {
   }
 }
 
+/** WEBGL_MAX_TEXTURE_SIZE of the running WebGL backend, else null (no texture limit). */
+function textureLimit() {
+  return state.backend === 'webgl' ? tf.env().getNumber('WEBGL_MAX_TEXTURE_SIZE') : null;
+}
+
+/**
+ * Before any weights are downloaded, on WebGL: picks the convolution and the chunk sizes that
+ * fit this GPU's textures (webglPlan); a model whose single image does not fit moves to the
+ * WASM backend, with one line saying why. Returns {graph: most images per call}.
+ */
+async function fitBackendTo(manifest) {
+  const limit = textureLimit();
+  if (!limit) return {};
+  const plan = webglPlan(manifest, limit);
+  const tooLarge = DEMO_GRAPHS.filter((g) => plan.maxBatch[g] < 1);
+  if (!tooLarge.length) {
+    state.convolution = plan.convolution;
+    tf.env().set('WEBGL_EXP_CONV', plan.convolution === 'direct');
+    showRuntime();
+    return plan.maxBatch;
+  }
+  const values = Math.max(...tooLarge.map((g) => manifest.graphs[g].tensor_values));
+  const side = Math.ceil(Math.sqrt(values / 4));
+  await startBackend('wasm');
+  state.backendNote = `WebGL needs ${side} x ${side} textures for one image of this model ` +
+    `and this GPU allows ${limit} x ${limit}: using ${state.backend}`;
+  showMessage(`${state.backendNote}.`);
+  return {};
+}
+
 /** Loads the export ``name`` and fits the page to it. */
 async function loadModel(name, entry) {
   const manifest = await fetchJson(`models/${name}/manifest.json`);
+  const maxBatch = await fitBackendTo(manifest);
   setStatus(`loading ${name}`);
   const model = await loadExport(name, manifest);
+  model.limitBatches(maxBatch);  // grids decode in chunks that fit the GPU's textures
   state.model = model;
   state.name = name;
   state.noise = model.styled ?

@@ -5,11 +5,14 @@
 //
 //   node tests/browser_check.mjs --url http://127.0.0.1:PORT/ --out DIR --model NAME[,NAME...]
 //        [--backends webgl,wasm,cpu] [--png FILE] [--photo FILE] [--bench N]
+//        [--max-texture NAME=SIDE[,NAME=SIDE...]]
 //
 // One Chromium runs every (model, backend) case in a page of its own: the models side by side,
 // each model's backends one after another. --png is a digit dropped on the MNIST models,
 // --photo a picture dropped on the colour (3-channel) models. The page publishes its state as
-// window.alaeDemo when opened with ?test=1.
+// window.alaeDemo when opened with ?test=1. --max-texture opens model NAME's WebGL page with
+// WEBGL_MAX_TEXTURE_SIZE lowered to SIDE (?max_texture=SIDE), so that its grids are decoded in
+// chunks.
 import fs from 'node:fs';
 import path from 'node:path';
 import {chromium} from 'playwright-core';
@@ -29,6 +32,8 @@ const backends = option('--backends', 'webgl,wasm,cpu').split(',');
 const png = option('--png');
 const photo = option('--photo');
 const bench = Number(option('--bench', '0'));
+const maxTexture = Object.fromEntries(option('--max-texture', '').split(',').filter(Boolean)
+  .map((item) => item.split('=')).map(([name, side]) => [name, Number(side)]));
 const executablePath = option('--chromium', process.env.CHROMIUM || '/usr/bin/chromium');
 if (!url || !out) {
   process.stderr.write('usage: browser_check.mjs --url URL --out DIR [--model NAME] ...\n');
@@ -193,9 +198,10 @@ async function moveSliders(page, result, shot) {
 }
 
 /** Opens the page on ``model`` and ``backend`` and waits until it is ready or has failed. */
-async function openPage(page, model, backend) {
+async function openPage(page, model, backend, limit) {
   const started = Date.now();
-  await page.goto(`${url}?model=${model}&backend=${backend}&test=1`);
+  await page.goto(`${url}?model=${model}&backend=${backend}&test=1` +
+                  (limit ? `&max_texture=${limit}` : ''));
   await page.waitForFunction(() => window.alaeDemo && (window.alaeDemo.ready ||
       window.alaeDemo.error));
   const loaded = await page.evaluate(() => {
@@ -205,9 +211,34 @@ async function openPage(page, model, backend) {
             timing: document.getElementById('timing').textContent,
             dataset: d.model && d.model.dataset, channels: d.model && d.model.channels,
             fixed_noise: d.noise && Array.from(d.noise.dataSync()),
-            mixing_visible: !document.getElementById('mixing-panel').hidden};
+            mixing_visible: !document.getElementById('mixing-panel').hidden,
+            max_texture: window.tf.env().getNumber('WEBGL_MAX_TEXTURE_SIZE'),
+            threads: d.threads, isolated: d.isolated, convolution: d.convolution,
+            hardware_threads: navigator.hardwareConcurrency,
+            runtime: document.getElementById('runtime').textContent,
+            max_batch: d.model && d.model.maxBatch,
+            chunked: d.model && {...d.model.chunked}};
   });
   return {load_ms: Date.now() - started, ...loaded};
+}
+
+/**
+ * An 8-image grid decoded through the page's model (its chunks, its convolution) from seeded
+ * w and noise, so every backend decodes the same codes; pooled to 16 x 16 per image (a 28 px
+ * model: not pooled): [8][16][16][C]. A wrong chunk, chunks out of order or a wrong
+ * convolution shows here, with few numbers to copy out of the page.
+ */
+async function pooledSamples(page) {
+  return page.evaluate(() => {
+    const {model} = window.alaeDemo;
+    const tf = window.tf;
+    return tf.tidy(() => {
+      const w = tf.randomNormal([8, model.latentDim], 0, 1, 'float32', 11);
+      const noise = model.styled ? model.randomNoise(8, 12) : undefined;
+      const cell = Math.max(1, Math.floor(model.resolution / 16));
+      return tf.avgPool(model.decode(w, noise), cell, cell, 'valid').arraySync();
+    });
+  });
 }
 
 async function checkBackend(browser, model, backend) {
@@ -232,9 +263,11 @@ async function checkBackend(browser, model, backend) {
     last = Date.now();
   };
   try {
-    Object.assign(result, await openPage(page, model, backend));
+    const limit = backend === 'webgl' ? maxTexture[model] : undefined;
+    Object.assign(result, await openPage(page, model, backend, limit));
     await shot('loaded');
     if (!result.ready) return result;
+    result.pooled_samples = await pooledSamples(page);
     await drawSeven(page, result);
     await shot('drawn');
     if (png && result.dataset === 'mnist') {

@@ -9,6 +9,9 @@
 //       when IN.json has a "reconstruct" entry.
 //   node tools/run_export.mjs EXPORT_DIR --bench N [--batch B]
 //       prints JSON: median and p95 ms of N reconstruct calls after 3 warm-up calls.
+//   node tools/run_export.mjs EXPORT_DIR --profile [--batch B]
+//       prints JSON: the kernels of one reconstruct call (after one warm-up), ms summed by
+//       kernel name, slowest first (tf.profile).
 import fs from 'node:fs';
 import path from 'node:path';
 import {createRequire} from 'node:module';
@@ -65,6 +68,38 @@ async function benchmark(dir, runs, batch) {
   process.stdout.write(JSON.stringify({backend: tf.getBackend(), batch, ...times}) + '\n');
 }
 
+/** Prints the kernel times of one reconstruct call (E then G), summed by kernel name. */
+async function profile(dir, batch) {
+  const model = await loadExport(dir, ['encoder', 'generator']);
+  const images = tf.randomUniform([batch, model.resolution, model.resolution, model.channels]);
+  const warm = model.reconstruct(images);
+  await warm.data();
+  warm.dispose();
+  const start = performance.now();
+  const info = await tf.profile(async () => {
+    const y = model.reconstruct(images);
+    await y.data();
+    y.dispose();
+  });
+  const total = performance.now() - start;
+  const byName = {};
+  const calls = [];
+  for (const k of info.kernels) {
+    const entry = (byName[k.name] ||= {name: k.name, ms: 0, calls: 0});
+    const ms = await k.kernelTimeMs;
+    entry.ms += ms;
+    entry.calls += 1;
+    calls.push({name: k.name, ms: Math.round(ms * 10) / 10, inputs: k.inputShapes,
+                output: k.outputShapes});
+  }
+  calls.sort((a, b) => b.ms - a.ms);
+  const kernels = Object.values(byName).sort((a, b) => b.ms - a.ms)
+    .map((k) => ({...k, ms: Math.round(k.ms * 10) / 10}));
+  process.stdout.write(JSON.stringify({backend: tf.getBackend(), batch, total_ms: total,
+                                       peak_bytes: info.peakBytes, kernels,
+                                       slowest_calls: calls.slice(0, 10)}) + '\n');
+}
+
 /** Runs each graph of IN.json on its inputs and writes the outputs to OUT.json. */
 async function runGraphs(dir, inFile, outFile) {
   const inputs = JSON.parse(fs.readFileSync(inFile, 'utf8'));
@@ -97,7 +132,9 @@ async function main() {
     setWasmPaths(path.dirname(wasmMain) + path.sep);
   }
   if (!(await tf.setBackend(backend))) fail(`the ${backend} backend did not start`);
-  if (option('--bench')) {
+  if (args.includes('--profile')) {
+    await profile(args[0], Number(option('--batch', '1')));
+  } else if (option('--bench')) {
     await benchmark(args[0], Number(option('--bench')), Number(option('--batch', '1')));
   } else {
     await runGraphs(args[0], option('--inputs'), option('--out'));
