@@ -74,11 +74,10 @@ export class AlaeModel {
 
   /**
    * Splits every later call of a graph into chunks of at most ``maxBatch[graph]`` images
-   * (``webglPlan``). Returns the demo graphs that cannot take even one image ([] when all can).
+   * (``webglPlan``).
    */
   limitBatches(maxBatch) {
     this.maxBatch = {...maxBatch};
-    return DEMO_GRAPHS.filter((graph) => (this.maxBatch[graph] ?? Infinity) < 1);
   }
 
   /**

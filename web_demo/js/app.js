@@ -2,7 +2,7 @@
 // its encoder, generator and mapping graphs. Everything runs in this browser. The computations
 // live in js/alae_model.js (the model), js/canvas.js (pictures) and js/startup.js (choices);
 // this file holds the page's state, its actions and the event wiring.
-import {AlaeModel, DEMO_GRAPHS, lerp, webglPlan} from './alae_model.js';
+import {AlaeModel, DEMO_GRAPHS, GRID, TEXTURE_FILL, lerp, webglPlan} from './alae_model.js';
 import {canvasInput, canvasPoint, clearCanvas, drawPicture, showImages, strokeLine} from
   './canvas.js';
 import {BACKENDS, activeRenderer, chooseModel, defaultBackend, describe} from './startup.js';
@@ -10,7 +10,7 @@ import {BACKENDS, activeRenderer, chooseModel, defaultBackend, describe} from '.
 const tf = window.tf;
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const NUM_SAMPLES = 8;
+const NUM_SAMPLES = GRID;
 const NOISE_SEED = 1234;
 
 // Everything the page changes as it runs.
@@ -422,7 +422,7 @@ async function fitBackendTo(manifest) {
     return plan.maxBatch;
   }
   const values = Math.max(...tooLarge.map((g) => manifest.graphs[g].tensor_values));
-  const side = Math.ceil(Math.sqrt(values / 4));
+  const side = Math.ceil(Math.sqrt(values / TEXTURE_FILL));  // as webglPlan counts
   await startBackend('wasm');
   state.backendNote = `WebGL needs ${side} x ${side} textures for one image of this model ` +
     `and this GPU allows ${limit} x ${limit}: using ${state.backend}`;
