@@ -1,5 +1,6 @@
 """The web demo: alae-demo serves only the demo's files on 127.0.0.1; the page, in headless
-Chromium on the WebGL (SwiftShader), WASM and CPU backends, loads without console errors,
+Chromium on the WebGPU (SwiftShader's Vulkan), WebGL (SwiftShader), WASM and CPU backends,
+loads without console errors,
 reconstructs what is drawn and dropped exactly as TF.js in Node does, crops a wide photo
 dropped on a colour model to its centre square (and says so), refuses a broken file with a
 message and changes nothing, and its sliders change the pictures.
@@ -34,8 +35,12 @@ from alae_tf.data import load_embedded_mnist
 from alae_tf.web_demo.server import build_parser, main, make_server
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "web_demo"
-BACKENDS = ("webgl", "wasm", "cpu")
-MODELS = ("mnist_mlp", "mnist_style_small", "tiny128")
+BACKENDS = ("webgpu", "webgl", "wasm", "cpu")
+MODELS = ("mnist_mlp", "mnist_style_small", "tiny128")  # smallest first (browser_check.mjs)
+# WebGPU on SwiftShader is the slowest backend here (a page of the 128 px model takes 85 s), so
+# one StyleALAE runs on it: its graphs hold both kernels js/webgpu_kernels.js replaces (the
+# rank-6 tile of the upsampling and the encoder's AddN of 8 styles).
+WEBGPU_MODELS = ("mnist_style_small",)
 # Browser reconstructions against Node's CPU backend (measured: up to 2e-5 on WASM).
 TOLERANCE = 1e-4
 # The imported 128 px StyleALAE: 12 instance-normalised layers amplify the backends' different
@@ -135,6 +140,45 @@ def test_demo_serves_extra_exports(tmp_path):
         names = [m["name"] for m in json.loads(_get(url + "models/index.json")[2])]
         assert names[0] == "my_digits" and "mnist_mlp" in names
         assert _get(url + "models/my_digits/generator/model.json")[0] == 200
+
+
+@pytest.mark.system
+def test_webgpu_kernel_replacements_compute_what_tfjs_kernels_do():
+    """js/webgpu_kernels.js's Tile (axes merged to rank 4 or lower) and AddN (at most MAX_ADDN
+    per call) give what TF.js's own kernels give, leak no data, and merge the upsampling's
+    rank-6 tile to rank 3; run on Node's CPU backend (the page's WebGPU runs are below)."""
+    result = subprocess.run([node(), str(WEB_DEMO / "tests" / "webgpu_kernels_check.mjs")],
+                            capture_output=True, text=True, timeout=120, cwd=WEB_DEMO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout)
+    assert out["replaced"] and not out["unknown_backend"]
+    assert out["result"] == out["reference"] and out["leaked_buffers"] == 0
+    assert out["merged"][0] == {"shape": [6, 4, 5], "reps": [1, 2, 2]}  # [2, 3, 1, 4, 1, 5]
+    assert len(out["merged"][4]["shape"]) == 5  # nothing to merge
+    assert [s[0][0] for s in out["result"]["sums"]] == [2 ** n - 1 for n in range(1, 10)]
+    assert out["max_addn"] < 8  # the sums of 9 tensors went through more than one call
+
+
+@pytest.mark.system
+def test_page_functions_pick_threads_report_loading_and_plan_webgpu_batches():
+    """The page's plain functions in Node: WASM's thread count (one per logical core, at most
+    TF.js's pool of 8; ?threads=N checked), the loading line in bytes and time left, and the
+    WebGPU batch plan from the storage-buffer limit."""
+    result = subprocess.run([node(), str(WEB_DEMO / "tests" / "page_functions_check.mjs")],
+                            capture_output=True, text=True, timeout=60, cwd=WEB_DEMO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout)
+    threads = out["threads"]
+    assert threads["default_2_cores"] == {"threads": 2} and threads["asked_3"] == {"threads": 3}
+    assert threads["default_64_cores"] == {"threads": 8}
+    for bad in ("asked_0", "asked_x", "asked_9"):
+        assert "is not a thread count: use a whole number from 1 to 8" in threads[bad]["problem"]
+    loading = out["loading"]
+    assert loading["start"] == "loading m: 0.0 of 3.9 MB" and loading["done"].endswith("3.9 MB")
+    assert loading["half"].endswith(", about 3 s left"), loading["half"]
+    assert loading["nearly"].endswith(", under a second left")
+    assert out["webgpu"] == {"encoder": 256, "generator": 64, "mapping": "Infinity"}
+    assert out["webgpu_small"]["generator"] == 0  # one image does not fit: the page says so
 
 
 # ---------------------------------------------------------------- in headless Chromium
@@ -242,7 +286,8 @@ def browser_runs(demo_process):
          str(OUTPUT), "--model", ",".join(MODELS), "--chromium", chromium, "--backends",
          ",".join(BACKENDS), "--png", str(OUTPUT / "digit.png"), "--photo",
          str(OUTPUT / "photo.png"), "--max-texture",
-         f"{CHUNKED}={chunking_texture_limit(_manifest(exports[CHUNKED]))}"],
+         f"{CHUNKED}={chunking_texture_limit(_manifest(exports[CHUNKED]))}",
+         "--pooled", f"{CHUNKED}=webgl+wasm", "--only", f"webgpu={'+'.join(WEBGPU_MODELS)}"],
         capture_output=True, text=True, timeout=900, cwd=WEB_DEMO)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((OUTPUT / "results.json").read_text())
@@ -251,7 +296,8 @@ def browser_runs(demo_process):
 
 @pytest.fixture(scope="module", params=MODELS)
 def browser_results(request, browser_runs, demo_process):
-    """(model, {backend: what the page showed}, dropped digit or None, output dir, export)."""
+    """(model, {backend: what the page showed}, dropped digit or None, output dir, export);
+    the backends are BACKENDS, without WebGPU for a model not in WEBGPU_MODELS."""
     model = request.param
     runs, original = browser_runs
     return (model, {backend: run for (name, backend), run in runs.items() if name == model},
@@ -263,7 +309,7 @@ def browser_results(request, browser_runs, demo_process):
 def test_page_loads_on_every_backend_without_errors(browser_results):
     model, runs, _, _, export_dir = browser_results
     styled = json.loads((export_dir / "manifest.json").read_text())["num_styles"] > 0
-    assert set(runs) == set(BACKENDS)
+    assert set(runs) == set(BACKENDS) - (set() if model in WEBGPU_MODELS else {"webgpu"})
     for backend, run in runs.items():
         assert run["ready"] and run["error"] is None, (backend, run["error"], run["status"])
         assert run["active_backend"] == backend
@@ -274,8 +320,12 @@ def test_page_loads_on_every_backend_without_errors(browser_results):
         assert run["isolated"] and "cross-origin isolated" in run["runtime"], backend
     assert "WebGL" in runs["webgl"]["renderer"]
     assert f"textures up to {runs['webgl']['max_texture']} px" in runs["webgl"]["runtime"]
+    if "webgpu" in runs:  # SwiftShader's Vulkan adapter, its buffer limit in the header
+        assert "swiftshader" in runs["webgpu"]["renderer"], runs["webgpu"]["renderer"]
+        assert re.search(r"buffers up to \d+ MiB", runs["webgpu"]["runtime"])
     # The header says how many threads WASM computes with (TF.js's threaded build, loaded in
-    # an isolated page, reports 1 on a 2-core machine: docs/web_demo.md).
+    # an isolated page, reports 1 on a 2-core machine, also when the page asks for 2 before
+    # it starts: docs/web_demo.md).
     wasm = runs["wasm"]
     assert wasm["threads"] >= 1 and f"{wasm['threads']} thread" in wasm["runtime"]
 
@@ -290,6 +340,10 @@ def test_grids_are_decoded_in_chunks_that_fit_a_lowered_texture_limit(browser_re
     (Its drawn and dropped reconstructions are compared with Node below.)"""
     model, runs, _, _, export_dir = browser_results
     webgl = runs["webgl"]
+    if "webgpu" in runs:  # a whole grid fits SwiftShader's 1 GiB storage buffers
+        webgpu = runs["webgpu"]
+        most = webgpu["max_batch"]["generator"]  # null: Infinity (an export without sizes)
+        assert (most is None or most >= 8) and webgpu["chunked"]["calls"] == 0, webgpu
     if model != CHUNKED:  # the GPU's own limit: TF.js's default convolution, no chunks
         assert webgl["max_texture"] >= 4096 and webgl["chunked"]["calls"] == 0, model
         assert webgl["convolution"] == "im2col", model
@@ -302,6 +356,7 @@ def test_grids_are_decoded_in_chunks_that_fit_a_lowered_texture_limit(browser_re
     assert webgl["chunked"]["chunks"] == 8 * webgl["chunked"]["calls"]
     for backend in ("wasm", "cpu"):
         assert runs[backend]["chunked"]["calls"] == 0 and runs[backend]["convolution"] is None
+    assert all("pooled_samples" not in run for b, run in runs.items() if b not in ("webgl", "wasm"))
     got, want = (np.asarray(runs[b]["pooled_samples"]) for b in ("webgl", "wasm"))
     assert got.shape == want.shape == (8, 16, 16, 3)
     assert np.abs(got - want).max() < 1e-3, np.abs(got - want).max()
@@ -397,6 +452,17 @@ def test_sliders_change_the_output(browser_results):
         assert sliders["t"] > 1.0 and sliders["psi"] > 1.0, (backend, sliders)
         if run["mixing_visible"]:
             assert sliders["crossover"] > 1.0 and sliders["crossover_mid"] > 0.5, sliders
+
+
+@pytest.mark.slow
+@pytest.mark.system
+def test_every_action_frees_the_tensors_it_made(browser_results):
+    """tf.memory().numTensors is the same after loading and after every action (drawing, a
+    dropped picture, a broken file, each slider): the page disposes what it computes."""
+    _, runs, _, _, _ = browser_results
+    for backend, run in runs.items():
+        counts = run["tensors"]
+        assert len(counts) >= 6 and len(set(counts.values())) == 1, (backend, counts)
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ PAGE_FILES = ("index.html", "style.css")
 VENDOR = {
     "tf.min.js": "@tensorflow/tfjs/dist/tf.min.js",
     "tf-backend-wasm.min.js": "@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js",
+    "tf-backend-webgpu.min.js": "@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js",
     "tfjs-backend-wasm.wasm": "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm",
     "tfjs-backend-wasm-simd.wasm":
         "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm",
@@ -200,7 +201,8 @@ def serve(args):
     server, exports = make_server(args)
     port = server.server_address[1]
     print(f"alae-demo: serving http://127.0.0.1:{port}/ (models: {', '.join(exports)}; "
-          f"pick one with ?model=NAME, a backend with ?backend=webgl|wasm|cpu); Ctrl-C stops",
+          "pick one with ?model=NAME, a backend with ?backend=webgpu|webgl|wasm|cpu); "
+          "Ctrl-C stops",
           flush=True)
     try:
         server.serve_forever()

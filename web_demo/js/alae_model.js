@@ -44,6 +44,19 @@ export function webglPlan(manifest, maxTextureSize) {
   return {convolution, maxBatch};
 }
 
+/**
+ * {maxBatch: {graph: most images per call}} on TF.js's WebGPU backend, whose convolutions
+ * need no im2col matrix of the size WebGL's do: one storage buffer (at most
+ * ``maxBindingBytes``, the device's maxStorageBufferBindingSize) holds a whole tensor, so a
+ * graph's largest float32 tensor (manifest ``tensor_values`` per image) times the batch must
+ * fit. Infinity where the manifest says nothing.
+ */
+export function webgpuPlan(manifest, maxBindingBytes) {
+  const most = (values) => (values ? Math.floor(maxBindingBytes / (4 * values)) : Infinity);
+  return {maxBatch: Object.fromEntries(Object.entries(manifest.graphs || {}).map(
+      ([name, g]) => [name, most(g.tensor_values)]))};
+}
+
 export class AlaeModel {
   /**
    * @param tf the TF.js namespace.

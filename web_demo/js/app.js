@@ -2,10 +2,13 @@
 // its encoder, generator and mapping graphs. Everything runs in this browser. The computations
 // live in js/alae_model.js (the model), js/canvas.js (pictures) and js/startup.js (choices);
 // this file holds the page's state, its actions and the event wiring.
-import {AlaeModel, DEMO_GRAPHS, GRID, TEXTURE_FILL, lerp, webglPlan} from './alae_model.js';
+import {AlaeModel, DEMO_GRAPHS, GRID, TEXTURE_FILL, lerp, webglPlan, webgpuPlan} from
+  './alae_model.js';
 import {canvasInput, canvasPoint, clearCanvas, drawPicture, showImages, strokeLine} from
   './canvas.js';
-import {BACKENDS, activeRenderer, chooseModel, defaultBackend, describe} from './startup.js';
+import {useWebgpuKernels} from './webgpu_kernels.js';
+import {BACKENDS, activeRenderer, chooseModel, defaultBackend, describe, loadingLine,
+  wasmThreads} from './startup.js';
 
 const tf = window.tf;
 const $ = (id) => document.getElementById(id);
@@ -19,7 +22,8 @@ const state = {
   error: null,
   backend: null,
   renderer: null,
-  threads: null,       // WASM's thread count
+  threads: null,       // WASM's thread count, as TF.js reports it
+  wantedThreads: 1,    // the count asked of WASM (wasmThreads)
   convolution: null,   // WebGL's convolution: "im2col" or "direct" (webglPlan)
   isolated: false,     // window.crossOriginIsolated: WASM may use threads
   backendNote: null,   // why the page chose a backend itself
@@ -319,9 +323,9 @@ async function fetchJson(url) {
 }
 
 /** The ?backend= asked for, else the best one here (noting why in state.backendNote). */
-function requestedBackend() {
+async function requestedBackend() {
   if (params.get('backend')) return params.get('backend');
-  const {backend, note} = defaultBackend();
+  const {backend, note} = await defaultBackend();
   state.backendNote = note;
   return backend;
 }
@@ -339,10 +343,14 @@ function listModels(index, name) {
 /** Starts ``backend``, falling back to the CPU backend (with a message) if it cannot. */
 async function startBackend(backend) {
   setStatus(`starting the ${backend} backend`);
-  if (backend === 'wasm') tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
+  if (backend === 'wasm') {
+    tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
+    tf.wasm.setThreadsCount(state.wantedThreads);  // read when the backend starts
+  }
   // WebGL compiles one shader program per op and shape unless shapes are uniforms: with them,
   // ops of one kind share a program, and a model's first run compiles far fewer.
   if (backend === 'webgl') tf.env().set('WEBGL_USE_SHAPES_UNIFORMS', true);
+  if (backend === 'webgpu') useWebgpuKernels(tf);  // two of TF.js's kernels replaced
   // ?max_texture=N plays a GPU with a smaller texture limit (the tests lower it).
   if (backend === 'webgl' && params.get('max_texture')) {
     tf.env().set('WEBGL_MAX_TEXTURE_SIZE', Number(params.get('max_texture')));
@@ -360,7 +368,7 @@ async function startBackend(backend) {
   }
   state.backend = tf.getBackend();
   $('backend').value = state.backend;
-  state.renderer = state.backend === 'webgl' ? activeRenderer(tf) : null;
+  state.renderer = activeRenderer(tf);
   showRuntime();
 }
 
@@ -380,19 +388,24 @@ function showRuntime() {
     parts.push(`${state.renderer}, textures up to ${textureLimit()} px` +
                (state.convolution ? `, ${state.convolution} convolutions` : ''));
   }
+  if (state.backend === 'webgpu') {
+    parts.push(`${state.renderer}, buffers up to ${Math.round(bufferLimit() / 2 ** 20)} MiB`);
+  }
   parts.push(state.isolated ? 'cross-origin isolated' : 'not cross-origin isolated (WASM runs ' +
              'one thread)');
   $('runtime').textContent = parts.join(' · ');
 }
 
 async function loadExport(name, manifest) {
+  const total = DEMO_GRAPHS.reduce((sum, g) => sum + manifest.graphs[g].bytes, 0);
+  const start = performance.now();
   try {
     return await AlaeModel.load(tf, manifest,
         (graph, path, onFraction) => tf.loadGraphModel(`models/${name}/${path}`,
             {onProgress: onFraction}),
         {onProgress: (f) => {
           $('progress').value = f;
-          setStatus(`loading ${name}: ${Math.round(100 * f)}%`);
+          setStatus(loadingLine(name, f, total, performance.now() - start));
         }});
   } catch (e) {
     throw new Error(`the export "${name}" could not be loaded (${e.message}); its files may be ` +
@@ -405,12 +418,19 @@ function textureLimit() {
   return state.backend === 'webgl' ? tf.env().getNumber('WEBGL_MAX_TEXTURE_SIZE') : null;
 }
 
+/** The running WebGPU device's largest storage buffer binding in bytes, else null. */
+function bufferLimit() {
+  return state.backend === 'webgpu' ?
+    tf.backend().device.limits.maxStorageBufferBindingSize : null;
+}
+
 /**
  * Before any weights are downloaded, on WebGL: picks the convolution and the chunk sizes that
  * fit this GPU's textures (webglPlan); a model whose single image does not fit moves to the
  * WASM backend, with one line saying why. Returns {graph: most images per call}.
  */
 async function fitBackendTo(manifest) {
+  if (state.backend === 'webgpu') return fitWebgpuTo(manifest);
   const limit = textureLimit();
   if (!limit) return {};
   const plan = webglPlan(manifest, limit);
@@ -426,6 +446,24 @@ async function fitBackendTo(manifest) {
   await startBackend('wasm');
   state.backendNote = `WebGL needs ${side} x ${side} textures for one image of this model ` +
     `and this GPU allows ${limit} x ${limit}: using ${state.backend}`;
+  showMessage(`${state.backendNote}.`);
+  return {};
+}
+
+/**
+ * fitBackendTo on WebGPU: grids decode in chunks whose tensors fit the device's storage
+ * buffers (webgpuPlan); a model whose one image does not fit moves to WASM, saying why.
+ */
+async function fitWebgpuTo(manifest) {
+  const limit = bufferLimit();
+  const plan = webgpuPlan(manifest, limit);
+  const tooLarge = DEMO_GRAPHS.filter((g) => plan.maxBatch[g] < 1);
+  if (!tooLarge.length) return plan.maxBatch;
+  const values = Math.max(...tooLarge.map((g) => manifest.graphs[g].tensor_values));
+  await startBackend('wasm');
+  state.backendNote = `WebGPU needs ${Math.ceil(4 * values / 2 ** 20)} MiB buffers for one ` +
+    `image of this model and this device allows ${Math.floor(limit / 2 ** 20)} MiB: using ` +
+    state.backend;
   showMessage(`${state.backendNote}.`);
   return {};
 }
@@ -454,13 +492,19 @@ async function loadModel(name, entry) {
 
 async function start() {
   clearCanvas($('draw'));
-  const backend = requestedBackend();
-  $('backend').value = BACKENDS.includes(backend) ? backend : 'webgl';
+  const backend = await requestedBackend();
+  $('backend').value = BACKENDS.includes(backend) ? backend : 'wasm';
   reloadOnChange($('backend'), 'backend');
   if (!BACKENDS.includes(backend)) {
-    stop(`Unknown backend "${backend}": use webgl, wasm or cpu.`);
+    stop(`Unknown backend "${backend}": use ${BACKENDS.join(', ')}.`);
     return;
   }
+  const threads = wasmThreads(params.get('threads'), navigator.hardwareConcurrency);
+  if (threads.problem) {
+    stop(threads.problem);
+    return;
+  }
+  state.wantedThreads = threads.threads;
   const index = await fetchJson('models/index.json');
   const {name, entry, problem} = chooseModel(index, params.get('model'));
   listModels(index, name);
@@ -471,10 +515,10 @@ async function start() {
   }
   await startBackend(backend);
   await loadModel(name, entry);
+  await reconstruct();  // the first reconstruction before the grids
   await resample();
   await setSlot('A', tf.tidy(() => state.sampleW.slice([0], [1])));
   await setSlot('B', tf.tidy(() => state.sampleW.slice([1], [1])));
-  await reconstruct();
   setStatus(`${name} on ${state.backend}${state.renderer ? ` (${state.renderer})` : ''}: ready` +
             (state.backendNote ? ` (${state.backendNote})` : ''));
   state.ready = true;

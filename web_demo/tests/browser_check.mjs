@@ -4,21 +4,28 @@
 // live in tests/test_web_demo.py, which also runs the same inputs through Node TF.js.
 //
 //   node tests/browser_check.mjs --url http://127.0.0.1:PORT/ --out DIR --model NAME[,NAME...]
-//        [--backends webgl,wasm,cpu] [--png FILE] [--photo FILE] [--bench N]
-//        [--max-texture NAME=SIDE[,NAME=SIDE...]]
+//        [--backends webgpu,webgl,wasm,cpu] [--png FILE] [--photo FILE] [--bench N]
+//        [--max-texture NAME=SIDE[,NAME=SIDE...]] [--pooled NAME=BACKEND+BACKEND[,...]]
+//        [--only BACKEND=NAME+NAME[,...]]
 //
-// One Chromium runs every (model, backend) case in a page of its own: the models side by side,
-// each model's backends one after another. --png is a digit dropped on the MNIST models,
+// One Chromium runs every (model, backend) case in a page of its own, as many pages at a time
+// as there are models, the slowest cases first (GPU backends, then larger models), so that no
+// page is left running alone at the end (list --model smallest first). --only runs BACKEND on the
+// models it names only. --png is a digit dropped on the MNIST models,
 // --photo a picture dropped on the colour (3-channel) models. The page publishes its state as
 // window.alaeDemo when opened with ?test=1. --max-texture opens model NAME's WebGL page with
 // WEBGL_MAX_TEXTURE_SIZE lowered to SIDE (?max_texture=SIDE), so that its grids are decoded in
-// chunks.
+// chunks. --pooled names the pages that also decode a seeded grid to compare (pooledSamples).
+// WebGPU runs on SwiftShader's Vulkan adapter (FLAGS), WebGL on SwiftShader's GL.
 import fs from 'node:fs';
 import path from 'node:path';
 import {chromium} from 'playwright-core';
 
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const FLAGS = ['--headless', '--no-sandbox', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  // WebGPU on SwiftShader's Vulkan (Debian's chromium ships libvk_swiftshader): no GPU here.
+  '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader',
+  '--use-webgpu-adapter=swiftshader'];
 
 function option(name, fallback) {
   const i = process.argv.indexOf(name);
@@ -28,12 +35,16 @@ function option(name, fallback) {
 const url = option('--url');
 const out = option('--out');
 const models = option('--model', 'mnist_mlp').split(',');
-const backends = option('--backends', 'webgl,wasm,cpu').split(',');
+const backends = option('--backends', 'webgpu,webgl,wasm,cpu').split(',');
 const png = option('--png');
 const photo = option('--photo');
 const bench = Number(option('--bench', '0'));
 const maxTexture = Object.fromEntries(option('--max-texture', '').split(',').filter(Boolean)
   .map((item) => item.split('=')).map(([name, side]) => [name, Number(side)]));
+const only = Object.fromEntries(option('--only', '').split(',').filter(Boolean)
+  .map((item) => item.split('=')).map(([backend, list]) => [backend, list.split('+')]));
+const pooled = Object.fromEntries(option('--pooled', '').split(',').filter(Boolean)
+  .map((item) => item.split('=')).map(([name, list]) => [name, list.split('+')]));
 const executablePath = option('--chromium', process.env.CHROMIUM || '/usr/bin/chromium');
 if (!url || !out) {
   process.stderr.write('usage: browser_check.mjs --url URL --out DIR [--model NAME] ...\n');
@@ -71,15 +82,18 @@ async function meanAbsDiff(page, a, b) {
  * and the photo note on show.
  */
 async function snapshot(page) {
-  return page.evaluate(() => {
+  // Values are read with data(), not dataSync(): on WebGPU a synchronous read breaks the device
+  // (later buffers fail to be created).
+  return page.evaluate(async () => {
     const d = window.alaeDemo;
+    const values = async (t) => t && Array.from(await t.data());
     const shown = (id) => {
       const el = document.getElementById(id);
       return el.hidden ? null : el.textContent;
     };
-    return {input: d.input && Array.from(d.input.dataSync()),
+    return {input: await values(d.input),
             input_shape: d.input && d.input.shape,
-            reconstruction: d.reconstruction && Array.from(d.reconstruction.dataSync()),
+            reconstruction: await values(d.reconstruction),
             count: d.counts.reconstruct, message: shown('message'), note: shown('photo-note')};
   });
 }
@@ -204,13 +218,13 @@ async function openPage(page, model, backend, limit) {
                   (limit ? `&max_texture=${limit}` : ''));
   await page.waitForFunction(() => window.alaeDemo && (window.alaeDemo.ready ||
       window.alaeDemo.error));
-  const loaded = await page.evaluate(() => {
+  const loaded = await page.evaluate(async () => {
     const d = window.alaeDemo;
     return {ready: d.ready, error: d.error, active_backend: d.backend, renderer: d.renderer,
             status: document.getElementById('status').textContent,
             timing: document.getElementById('timing').textContent,
             dataset: d.model && d.model.dataset, channels: d.model && d.model.channels,
-            fixed_noise: d.noise && Array.from(d.noise.dataSync()),
+            fixed_noise: d.noise && Array.from(await d.noise.data()),
             mixing_visible: !document.getElementById('mixing-panel').hidden,
             max_texture: window.tf.env().getNumber('WEBGL_MAX_TEXTURE_SIZE'),
             threads: d.threads, isolated: d.isolated, convolution: d.convolution,
@@ -229,15 +243,18 @@ async function openPage(page, model, backend, limit) {
  * convolution shows here, with few numbers to copy out of the page.
  */
 async function pooledSamples(page) {
-  return page.evaluate(() => {
+  return page.evaluate(async () => {
     const {model} = window.alaeDemo;
     const tf = window.tf;
-    return tf.tidy(() => {
+    const grid = tf.tidy(() => {
       const w = tf.randomNormal([8, model.latentDim], 0, 1, 'float32', 11);
       const noise = model.styled ? model.randomNoise(8, 12) : undefined;
       const cell = Math.max(1, Math.floor(model.resolution / 16));
-      return tf.avgPool(model.decode(w, noise), cell, cell, 'valid').arraySync();
+      return tf.avgPool(model.decode(w, noise), cell, cell, 'valid');
     });
+    const values = await grid.array();
+    grid.dispose();
+    return values;
   });
 }
 
@@ -255,6 +272,9 @@ async function checkBackend(browser, model, backend) {
   let last = Date.now();
   const shot = async (state) => {
     result.stage_ms[state] = Date.now() - last;  // what led to this state
+    // Tensors alive in the page after each action: the page keeps the same few (noise, the
+    // samples' w, A and B, the last input and reconstruction) beside the weights.
+    (result.tensors ||= {})[state] = await page.evaluate(() => window.tf.memory().numTensors);
     const file = path.join(out, `${model}_${backend}_${state}.png`);
     const before = Date.now();
     await page.screenshot({path: file, fullPage: true});
@@ -267,7 +287,9 @@ async function checkBackend(browser, model, backend) {
     Object.assign(result, await openPage(page, model, backend, limit));
     await shot('loaded');
     if (!result.ready) return result;
-    result.pooled_samples = await pooledSamples(page);
+    if ((pooled[model] || []).includes(backend)) {
+      result.pooled_samples = await pooledSamples(page);
+    }
     await drawSeven(page, result);
     await shot('drawn');
     if (png && result.dataset === 'mnist') {
@@ -293,14 +315,23 @@ async function checkBackend(browser, model, backend) {
   }
 }
 
+// SwiftShader's WebGL and WebGPU pages take longest here, then the CPU backend's.
+const BACKEND_COST = {webgpu: 4, webgl: 3, cpu: 2, wasm: 1};
+const cases = models.flatMap((model, m) => backends
+  .filter((backend) => !only[backend] || only[backend].includes(model))
+  .map((backend) => ({model, backend, cost: (BACKEND_COST[backend] || 0) * 10 + m})))
+  .sort((a, b) => b.cost - a.cost);
 const browser = await chromium.launch({executablePath, args: FLAGS, headless: true});
-let runs;
+const runs = [];
 try {
-  runs = (await Promise.all(models.map(async (model) => {
-    const done = [];
-    for (const backend of backends) done.push(await checkBackend(browser, model, backend));
-    return done;
-  }))).flat();
+  const queue = [...cases];
+  const worker = async () => {
+    while (queue.length) {
+      const {model, backend} = queue.shift();
+      runs.push(await checkBackend(browser, model, backend));
+    }
+  };
+  await Promise.all(models.map(worker));
 } finally {
   await browser.close();
 }
