@@ -340,13 +340,27 @@ function listModels(index, name) {
   select.value = name;
 }
 
-/** Starts ``backend``, falling back to the CPU backend (with a message) if it cannot. */
-async function startBackend(backend) {
-  setStatus(`starting the ${backend} backend`);
+/** Asks TF.js for ``backend``; true when it runs. */
+async function trySetBackend(backend) {
   if (backend === 'wasm') {
     tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
     tf.wasm.setThreadsCount(state.wantedThreads);  // read when the backend starts
   }
+  try {
+    const ok = await tf.setBackend(backend);
+    await tf.ready();
+    return ok && tf.getBackend() === backend;
+  } catch (e) {
+    return false;
+  }
+}
+
+/**
+ * Starts ``backend``; if it cannot start, WASM (for a GPU backend) or the CPU backend, with a
+ * message saying so.
+ */
+async function startBackend(backend) {
+  setStatus(`starting the ${backend} backend`);
   // WebGL compiles one shader program per op and shape unless shapes are uniforms: with them,
   // ops of one kind share a program, and a model's first run compiles far fewer.
   if (backend === 'webgl') tf.env().set('WEBGL_USE_SHAPES_UNIFORMS', true);
@@ -355,16 +369,11 @@ async function startBackend(backend) {
   if (backend === 'webgl' && params.get('max_texture')) {
     tf.env().set('WEBGL_MAX_TEXTURE_SIZE', Number(params.get('max_texture')));
   }
-  let ok = false;
-  try {
-    ok = await tf.setBackend(backend);
-    await tf.ready();
-  } catch (e) {
-    ok = false;
-  }
-  if (!ok || tf.getBackend() !== backend) {
-    await tf.setBackend('cpu');
-    showMessage(`The ${backend} backend could not start in this browser; using the CPU backend.`);
+  if (!await trySetBackend(backend)) {
+    const fallback = backend === 'webgpu' || backend === 'webgl' ? 'wasm' : 'cpu';
+    if (!await trySetBackend(fallback)) await tf.setBackend('cpu');
+    showMessage(`The ${backend} backend could not start in this browser; using the ` +
+                `${tf.getBackend()} backend.`);
   }
   state.backend = tf.getBackend();
   $('backend').value = state.backend;
