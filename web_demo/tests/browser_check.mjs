@@ -190,15 +190,20 @@ async function chooseBadFile(page, result) {
   };
 }
 
-/** Interpolation t, truncation psi and (StyleALAE) the mixing crossover, end to end. */
+/**
+ * Interpolation t, truncation psi and (StyleALAE) the mixing crossover, end to end. psi moves
+ * from where the page starts it (its grid is on show already: one grid decode fewer).
+ */
 async function moveSliders(page, result, shot) {
-  const sliders = [['t', 'interpolation', 0.0, 1.0], ['psi', 'samples', 1.0, 0.0]];
+  const sliders = [['t', 'interpolation', 0.0, 1.0], ['psi', 'samples', null, 0.0]];
   if (result.mixing_visible) {
     sliders.push(['crossover', 'mixing', 0, await page.$eval('#crossover', (el) => Number(el.max))]);
   }
   result.sliders = {};
-  for (const [id, view, from, to] of sliders) {
-    const a = await setRange(page, id, from, view);
+  for (const [id, view, start, to] of sliders) {
+    const from = start ?? await page.$eval(`#${id}`, (el) => Number(el.value));
+    const a = start === null ? await canvasPixels(page, view) :
+      await setRange(page, id, from, view);
     const b = await setRange(page, id, to, view);
     result.sliders[id] = await meanAbsDiff(page, a, b);
     await shot(id === 'crossover' ? 'crossover_max' : `${id}_${to}`);
