@@ -450,11 +450,20 @@ async function fitBackendTo(manifest) {
     showRuntime();
     return plan.maxBatch;
   }
-  const values = Math.max(...tooLarge.map((g) => manifest.graphs[g].tensor_values));
-  const side = Math.ceil(Math.sqrt(values / TEXTURE_FILL));  // as webglPlan counts
+  const side = Math.ceil(Math.sqrt(largestTensor(manifest, tooLarge) / TEXTURE_FILL));
+  return moveToWasm(`WebGL needs ${side} x ${side} textures for one image of this model and ` +
+                    `this GPU allows ${limit} x ${limit}`);  // textures as webglPlan counts
+}
+
+/** The largest tensor_values of ``graphs`` in the manifest. */
+function largestTensor(manifest, graphs) {
+  return Math.max(...graphs.map((g) => manifest.graphs[g].tensor_values));
+}
+
+/** A model too large for the GPU backend: WASM instead, saying ``why``; no batch limits. */
+async function moveToWasm(why) {
   await startBackend('wasm');
-  state.backendNote = `WebGL needs ${side} x ${side} textures for one image of this model ` +
-    `and this GPU allows ${limit} x ${limit}: using ${state.backend}`;
+  state.backendNote = `${why}: using ${state.backend}`;
   showMessage(`${state.backendNote}.`);
   return {};
 }
@@ -468,13 +477,9 @@ async function fitWebgpuTo(manifest) {
   const plan = webgpuPlan(manifest, limit);
   const tooLarge = DEMO_GRAPHS.filter((g) => plan.maxBatch[g] < 1);
   if (!tooLarge.length) return plan.maxBatch;
-  const values = Math.max(...tooLarge.map((g) => manifest.graphs[g].tensor_values));
-  await startBackend('wasm');
-  state.backendNote = `WebGPU needs ${Math.ceil(4 * values / 2 ** 20)} MiB buffers for one ` +
-    `image of this model and this device allows ${Math.floor(limit / 2 ** 20)} MiB: using ` +
-    state.backend;
-  showMessage(`${state.backendNote}.`);
-  return {};
+  const mib = Math.ceil(4 * largestTensor(manifest, tooLarge) / 2 ** 20);
+  return moveToWasm(`WebGPU needs ${mib} MiB buffers for one image of this model and this ` +
+                    `device allows ${Math.floor(limit / 2 ** 20)} MiB`);
 }
 
 /** Loads the export ``name`` and fits the page to it. */

@@ -39,12 +39,12 @@ const backends = option('--backends', 'webgpu,webgl,wasm,cpu').split(',');
 const png = option('--png');
 const photo = option('--photo');
 const bench = Number(option('--bench', '0'));
-const maxTexture = Object.fromEntries(option('--max-texture', '').split(',').filter(Boolean)
-  .map((item) => item.split('=')).map(([name, side]) => [name, Number(side)]));
-const only = Object.fromEntries(option('--only', '').split(',').filter(Boolean)
-  .map((item) => item.split('=')).map(([backend, list]) => [backend, list.split('+')]));
-const pooled = Object.fromEntries(option('--pooled', '').split(',').filter(Boolean)
-  .map((item) => item.split('=')).map(([name, list]) => [name, list.split('+')]));
+/** An option of KEY=VALUE items separated by commas, as {KEY: parse(VALUE)}. */
+const keyed = (name, parse) => Object.fromEntries(option(name, '').split(',').filter(Boolean)
+  .map((item) => item.split('=')).map(([key, value]) => [key, parse(value)]));
+const maxTexture = keyed('--max-texture', Number);
+const only = keyed('--only', (list) => list.split('+'));
+const pooled = keyed('--pooled', (list) => list.split('+'));
 const executablePath = option('--chromium', process.env.CHROMIUM || '/usr/bin/chromium');
 if (!url || !out) {
   process.stderr.write('usage: browser_check.mjs --url URL --out DIR [--model NAME] ...\n');
@@ -200,9 +200,8 @@ async function moveSliders(page, result, shot) {
     sliders.push(['crossover', 'mixing', 0, await page.$eval('#crossover', (el) => Number(el.max))]);
   }
   result.sliders = {};
-  for (const [id, view, start, to] of sliders) {
-    const from = start ?? await page.$eval(`#${id}`, (el) => Number(el.value));
-    const a = start === null ? await canvasPixels(page, view) :
+  for (const [id, view, from, to] of sliders) {
+    const a = from === null ? await canvasPixels(page, view) :
       await setRange(page, id, from, view);
     const b = await setRange(page, id, to, view);
     result.sliders[id] = await meanAbsDiff(page, a, b);
