@@ -159,6 +159,30 @@ def _folder_bytes(path):
                for root, _, names in os.walk(path) for name in names)
 
 
+@contextlib.contextmanager
+def _saved_model_loaded_once():
+    """The converter loads the SavedModel again for every signature it converts (1.6 s each for
+    the 32 px StyleALAE, 4 graphs); within this block it loads each folder once and converts
+    every graph from that one load (the converter reads the loaded model and does not change
+    it: the same graphs and weights, 5 s less for the 32 px StyleALAE on an AVX2 CPU)."""
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
+    from tensorflowjs.converters import tf_saved_model_conversion_v2 as converter
+
+    load, loaded = converter._load_model, {}
+
+    def load_once(saved_model_dir, tags):
+        key = (saved_model_dir, tuple(tags) if isinstance(tags, list) else tags)
+        if key not in loaded:
+            loaded[key] = load(saved_model_dir, tags)
+        return loaded[key]
+
+    converter._load_model = load_once
+    try:
+        yield
+    finally:
+        converter._load_model = load
+
+
 def _convert(saved_model_dir, signature, out_dir, quantize, quiet):
     # Imported here: tensorflowjs pulls in TF-DF, JAX and flax, seconds of import time that
     # the SavedModel path does not need. TF-DF's import-time banner wants IPython when stdout
@@ -309,17 +333,18 @@ def _write_graphs(folder, signatures, quantize, quiet):
             write_archive(saved_model_dir, signatures, specs)
             needs = {name: texture_needs(fn, input_specs)
                      for name, (fn, input_specs) in specs.items()}
-        for name, (_, input_specs) in specs.items():
-            graph_dir = os.path.join(folder, name)
-            _convert(saved_model_dir, name, graph_dir, quantize, quiet)
-            _make_portable(graph_dir)
-            graphs[name] = {
-                "path": f"{name}/model.json",
-                "bytes": _folder_bytes(graph_dir),
-                "inputs": {s.name: spec_json(s) for s in input_specs},
-                "outputs": signatures.outputs(name),
-                **needs[name],
-            }
+        with _saved_model_loaded_once():
+            for name, (_, input_specs) in specs.items():
+                graph_dir = os.path.join(folder, name)
+                _convert(saved_model_dir, name, graph_dir, quantize, quiet)
+                _make_portable(graph_dir)
+                graphs[name] = {
+                    "path": f"{name}/model.json",
+                    "bytes": _folder_bytes(graph_dir),
+                    "inputs": {s.name: spec_json(s) for s in input_specs},
+                    "outputs": signatures.outputs(name),
+                    **needs[name],
+                }
     return graphs
 
 

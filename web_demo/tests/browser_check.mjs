@@ -6,11 +6,13 @@
 //   node tests/browser_check.mjs --url http://127.0.0.1:PORT/ --out DIR --model NAME[,NAME...]
 //        [--backends webgpu,webgl,wasm,cpu] [--png FILE] [--photo FILE] [--bench N]
 //        [--max-texture NAME=SIDE[,NAME=SIDE...]] [--pooled NAME=BACKEND+BACKEND[,...]]
-//        [--only BACKEND=NAME+NAME[,...]]
+//        [--only BACKEND=NAME+NAME[,...]] [--pages N]
 //
-// One Chromium runs every (model, backend) case in a page of its own, as many pages at a time
-// as there are models, the slowest cases first (GPU backends, then larger models), so that no
-// page is left running alone at the end (list --model smallest first). --only runs BACKEND on the
+// One Chromium runs every (model, backend) case in a page of its own, N pages at a time (1 by
+// default: SwiftShader spreads one page over the cores already; measured here on 2 cores, 10
+// pages took 131 s and 184 s of CPU one at a time, 111 s and 194 s two at a time, while each
+// page ran 2-4 times slower), the slowest cases first (GPU backends, then larger models), so
+// that no page is left running alone at the end (list --model smallest first). --only runs BACKEND on the
 // models it names only. --png is a digit dropped on the MNIST models,
 // --photo a picture dropped on the colour (3-channel) models. The page publishes its state as
 // window.alaeDemo when opened with ?test=1. --max-texture opens model NAME's WebGL page with
@@ -39,6 +41,7 @@ const backends = option('--backends', 'webgpu,webgl,wasm,cpu').split(',');
 const png = option('--png');
 const photo = option('--photo');
 const bench = Number(option('--bench', '0'));
+const pages = Number(option('--pages', '1'));
 /** An option of KEY=VALUE items separated by commas, as {KEY: parse(VALUE)}. */
 const keyed = (name, parse) => Object.fromEntries(option(name, '').split(',').filter(Boolean)
   .map((item) => item.split('=')).map(([key, value]) => [key, parse(value)]));
@@ -335,7 +338,7 @@ try {
       runs.push(await checkBackend(browser, model, backend));
     }
   };
-  await Promise.all(models.map(worker));
+  await Promise.all(Array.from({length: pages}, worker));
 } finally {
   await browser.close();
 }
