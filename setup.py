@@ -16,7 +16,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
     packages=["alae_tf", "alae_tf.data", "alae_tf.metrics", "alae_tf.models", "alae_tf.models.mlp",
-              "alae_tf.models.style", "alae_tf.official", "alae_tf.trainer",
+              "alae_tf.models.style", "alae_tf.official", "alae_tf.trainer", "alae_tf.faces",
               "alae_tf.training", "alae_tf.export", "alae_tf.web_demo"],
     package_dir={
         "alae_tf": "alae_tf",
@@ -45,6 +45,8 @@ setup(
         "uvicorn>=0.29",
         # alae-import: the authors' YAML configs, read with the safe loader.
         "pyyaml>=6",
+        # alae-photo: face boxes and five landmarks (MTCNN, MIT; its weights ship in the wheel).
+        "mtcnn>=1.0,<2",
     ],
     extras_require={
         "export": ["tensorflowjs==4.22.0", "tensorflow-decision-forests==1.12.0", "ydf==0.11.0"],
@@ -62,6 +64,7 @@ setup(
             "alae-serve=alae_tf.export.serve:main",
             "alae-demo=alae_tf.web_demo.server:main",
             "alae-import=alae_tf.training.import_official:main",
+            "alae-photo=alae_tf.training.photo:main",
         ]
     },
 )

@@ -59,6 +59,11 @@ class DataError(AlaeError, ValueError):
     """Bad data or data settings. ``str(e)`` is one line naming the problem and what to do."""
 
 
+class FaceError(AlaeError, ValueError):
+    """A photo, a face in it, landmarks or attribute directions that cannot be used as asked
+    (``alae_tf.faces``)."""
+
+
 class MetricError(AlaeError, ValueError):
     """A metric that cannot be computed as asked: an unusable feature network or LPIPS file,
     too few images."""

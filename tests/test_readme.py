@@ -1,7 +1,7 @@
 """The README's command examples run, so the manual cannot rot.
 
-Every ``alae-train``, ``alae-eval``, ``alae-sample``, ``alae-export``, ``alae-serve`` and
-``alae-import`` line of the README's bash blocks is parsed by its tool's flag parser; the ones
+Every ``alae-train``, ``alae-eval``, ``alae-sample``, ``alae-export``, ``alae-serve``,
+``alae-import`` and ``alae-photo`` line of the README's bash blocks is parsed by its tool's flag parser; the ones
 this machine can run are run in-process, in README order, in a temporary directory, with tiny
 settings appended (argparse keeps the last value of a flag), and must leave the files they
 promise. The Python example (train, score, export, use) runs on the run the README's train
@@ -15,6 +15,7 @@ import shlex
 import shutil
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pytest
 
@@ -30,10 +31,16 @@ TINY = {
     "alae-export": [],
     "alae-serve": [],
     "alae-import": [],
+    "alae-photo": ["--refine", "3"],
 }
 # The README imports the authors' CelebA-HQ model; the test gives it the 128 px fixture made by
 # their code under the README's file names.
-IMPORT_STAND_INS = {"model_262r.pth": "model_legacy.pth", "celeba-hq256.yaml": "config.yaml"}
+IMPORT_STAND_INS = {"model_262r.pth": "model_legacy.pth", "celeba-hq256.yaml": "config.yaml",
+                    "model_157.pth": "model_zip.pth", "ffhq.yaml": "config.yaml"}
+# The photo: matplotlib's grace_hopper.jpg; the authors' directions: random unit vectors of the
+# fixture's latent size under their file names.
+PHOTO_STAND_IN = "photo.jpg"
+DIRECTIONS_STAND_IN = "principal_directions"
 # Commands that need what a test machine lacks (several GPUs or machines) are parsed, not run.
 NOT_RUN = ("--strategy",)
 
@@ -60,9 +67,12 @@ def _parser(tool):
     from alae_tf.export import serve
     from alae_tf.training import evaluate, import_official, sample, train
 
+    from alae_tf.training import photo
+
     return {"alae-train": train.build_parser, "alae-eval": evaluate.build_parser,
             "alae-sample": sample.build_parser, "alae-export": export_cli.build_parser,
-            "alae-serve": serve.build_parser, "alae-import": import_official.build_parser}[tool]()
+            "alae-serve": serve.build_parser, "alae-import": import_official.build_parser,
+            "alae-photo": photo.build_parser}[tool]()
 
 
 def _get(app, path):
@@ -110,13 +120,22 @@ def test_readme_commands_run(tmp_path, monkeypatch, capsys):
     from alae_tf.export import cli as export_cli
     from alae_tf.export import serve
     from alae_tf.export.rest import ServedModel
-    from alae_tf.training import evaluate, import_official, sample, train
+    from alae_tf.training import evaluate, import_official, photo, sample, train
 
     mains = {"alae-train": train.main, "alae-eval": evaluate.main, "alae-sample": sample.main,
-             "alae-export": export_cli.main, "alae-import": import_official.main}
+             "alae-export": export_cli.main, "alae-import": import_official.main,
+             "alae-photo": photo.main}
     monkeypatch.chdir(tmp_path)
     for name, fixture in IMPORT_STAND_INS.items():
         shutil.copy(ROOT / "tests" / "data" / "reference" / "style128" / fixture, name)
+    shutil.copy(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
+                PHOTO_STAND_IN)
+    Path(DIRECTIONS_STAND_IN).mkdir()
+    rng = np.random.default_rng(0)
+    for index in (1, 4):  # smile, young
+        vector = rng.normal(size=16)
+        np.save(Path(DIRECTIONS_STAND_IN) / f"direction_{index}.npy", vector / np.linalg.norm(
+            vector))
     commands = readme_commands()
     ran, exported = set(), {}
     for tool, argv in commands:
@@ -143,6 +162,13 @@ def test_readme_commands_run(tmp_path, monkeypatch, capsys):
             _sample(args, out)
         elif tool == "alae-import":
             assert (Path(args.run_dir) / "checkpoints").is_dir(), shown
+            if args.directions:
+                assert "kept 2 attribute directions (smile, young)" in out, shown
+        elif tool == "alae-photo":
+            for photo_path in args.photos:
+                stem = Path(photo_path).stem
+                for key in ("aligned", "reconstruction", "refined", "edited", "pasted"):
+                    assert (Path(args.out) / f"{stem}_{key}.png").exists(), (shown, key)
         elif tool == "alae-export":
             name = args.name or json.loads(
                 (Path(args.run_dir) / "config.json").read_text())["preset"]["name"]

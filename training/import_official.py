@@ -52,6 +52,10 @@ def build_parser():
                         help="the most memory reading the file may take, in MB (default: "
                         "2048, about 2.4 times what the largest published file needs); a "
                         "file that asks for more is refused before it is allocated")
+    parser.add_argument("--directions", default=None, metavar="FOLDER",
+                        help="also keep the authors' attribute directions in the run (their "
+                        "principal_directions folder: direction_N.npy, made for the FFHQ "
+                        "model), for alae-photo --edit")
     add_verbose_flag(parser)
     return parser
 
@@ -118,6 +122,11 @@ def import_checkpoint(args):
     config = read_official_config(args.config)
     run_dir = args.run_dir or os.path.join("runs", f"official_{config.name}")
     _check_target(run_dir)
+    directions = None
+    if args.directions is not None:  # read first: a wrong folder costs no import
+        from alae_tf.faces.directions import read_author_directions
+
+        directions = read_author_directions(args.directions, config.latent_dim)
     start = time.perf_counter()
     limit = {} if args.max_checkpoint_mb is None else {"max_bytes": args.max_checkpoint_mb << 20}
     try:
@@ -152,6 +161,12 @@ def import_checkpoint(args):
     report = load_official_weights(model, checkpoint, os.path.basename(args.checkpoint))
     model.set_level(model.max_level)
     _write_run(model, preset, run_dir, args.steps_per_epoch)
+    if directions:
+        from alae_tf.faces.directions import save_directions
+
+        save_directions(run_dir, directions, source=f"the authors' {args.directions}")
+        print(f"kept {len(directions)} attribute directions ({', '.join(directions)}) in "
+              f"{run_dir}/directions")
     for note in report.notes:
         print(f"note: {note}")
     if config.z_regression:
@@ -165,6 +180,9 @@ def import_checkpoint(args):
           f"{preset.channels} channel(s), latent {preset.latent_dim}; {copies}")
     print(f"wrote {run_dir}: try alae-sample {run_dir}, or alae-export {run_dir} OUT; the "
           f"reference samples with --truncation-psi {config.truncation_psi:g}")
+    if preset.face_alignment != "none":
+        print(f"photos: alae-photo {run_dir} PHOTO --out DIR crops them as the model's "
+              f"training faces were ({preset.face_alignment} alignment)")
     return 0
 
 

@@ -105,6 +105,11 @@ class LPIPS:
             total += tf.reduce_mean(tf.reduce_sum((fa - fb) ** 2 * lin, axis=-1), axis=[1, 2])
         return total
 
+    def distance_tensors(self, a, b):
+        """Differentiable distances ``[N]`` of RGB image tensors ``[N, H, W, 3]`` in [0, 1],
+        for optimising through (``alae_tf.faces.photos.FacePipeline.refine``)."""
+        return self._distance_graph(a * 2 - 1, b * 2 - 1)
+
     def __call__(self, a, b):
         """Distances ``[N]`` of image pairs ``[N, H, W, C]`` in [0, 1] (grey ones as RGB)."""
         a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)

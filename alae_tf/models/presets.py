@@ -62,6 +62,9 @@ class Preset:
         ppl_crop: the part of a generated image PPL compares: "" (the whole image, or the
             crop ``alae_tf.metrics.generative.FACE_CROPS`` gives the preset's name), "face" or
             "celeba" (the reference's two crops, metrics/ppl.py).
+        face_alignment: how a photo is cropped for the model (``alae_tf.faces.align``):
+            "ffhq" (the FFHQ quad: FFHQ and CelebA-HQ models), "celeba" (the img_align_celeba
+            crop: the CelebA 128 model) or "none" (the centre square).
     """
 
     name: str
@@ -99,6 +102,7 @@ class Preset:
     encoder_norm_epsilon: float = 1e-8
     encoder_std_epsilon: float = 1e-8
     ppl_crop: str = ""
+    face_alignment: str = "none"
 
     @property
     def image_shape(self):
@@ -155,14 +159,14 @@ PRESETS = {
         batch_size=64, learning_rate=0.0015,
     ),
     "celeba128": Preset(
-        name="celeba128", family="style", resolution=128, channels=3, latent_dim=256,
+        name="celeba128", family="style", face_alignment="celeba", resolution=128, channels=3, latent_dim=256,
         mapping_layers=8, pixel_range=(-1.0, 1.0), flip=True, dataset="tfds:celeb_a",
         startf=64, maxf=256, epochs_per_lod=6, epochs=80,
         lod_batch_sizes=(512, 256, 128, 64, 32, 32), lod_learning_rates=(0.0015,),
         batch_size=32, learning_rate=0.0015,
     ),
     "celeba_hq256": Preset(
-        name="celeba_hq256", family="style", resolution=256, channels=3, latent_dim=512,
+        name="celeba_hq256", family="style", face_alignment="ffhq", resolution=256, channels=3, latent_dim=512,
         mapping_layers=8, pixel_range=(-1.0, 1.0), flip=True, dataset="folder:data/celeba_hq256",
         startf=64, maxf=512, epochs_per_lod=30, epochs=280,
         lod_batch_sizes=(512, 256, 128, 64, 32, 32, 32), lod_learning_rates=(0.0015,),
@@ -177,7 +181,7 @@ PRESETS = {
         batch_size=32, learning_rate=0.0015,
     ),
     "ffhq1024": Preset(
-        name="ffhq1024", family="style", resolution=1024, channels=3, latent_dim=512,
+        name="ffhq1024", family="style", face_alignment="ffhq", resolution=1024, channels=3, latent_dim=512,
         mapping_layers=8, pixel_range=(-1.0, 1.0), flip=True, dataset="folder:data/ffhq",
         startf=16, maxf=512, epochs_per_lod=16, epochs=300,
         lod_batch_sizes=(512, 256, 128, 64, 32, 32, 32, 32, 32),

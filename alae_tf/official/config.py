@@ -223,4 +223,15 @@ def preset_from_config(config, dataset):
         d_logit_index=config.latent_dim, encoder_norm_epsilon=1e-5, encoder_std_epsilon=0.0,
         # The reference's metrics/ppl.py crops every model's images, the CelebA ones tighter.
         ppl_crop="celeba" if config.ppl_celeba_crop else "face",
+        face_alignment=face_alignment_of(config.name),
     )
+
+
+def face_alignment_of(name):
+    """The photo crop of an imported model, from its config's name: "ffhq" for the FFHQ and
+    CelebA-HQ models (CelebA-HQ's faces are FFHQ-style crops), "celeba" for CelebA, else
+    "none" (bedroom, and anything unknown)."""
+    name = name.lower().replace("_", "-")
+    if "ffhq" in name or "celeba-hq" in name or "celebahq" in name:
+        return "ffhq"
+    return "celeba" if "celeba" in name else "none"

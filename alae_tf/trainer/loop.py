@@ -251,8 +251,10 @@ def architecture_lines(settings):
     """The image and latent sizes and the parameter count of each network, line by line
     (the model is built after the first line)."""
     preset = settings.preset
+    crop = "" if preset.face_alignment == "none" else (
+        f", photos cropped: {preset.face_alignment} (alae-photo)")
     yield (f"preset {preset.name}: {preset.resolution}x{preset.resolution}x"
-           f"{preset.channels}, latent {preset.latent_dim}")
+           f"{preset.channels}, latent {preset.latent_dim}{crop}")
     model = build_run_model(preset, settings.seed)
     counts = {name: sum(math.prod(v.shape) for v in model.network(name).trainable_weights)
               for name in NETWORK_NAMES}
