@@ -1,9 +1,9 @@
 """The README's command examples run, so the manual cannot rot.
 
 Every ``alae-train``, ``alae-eval``, ``alae-sample``, ``alae-export``, ``alae-serve``,
-``alae-import`` and ``alae-photo`` line of the README's bash blocks is parsed by its tool's flag parser; the ones
-this machine can run are run in-process, in README order, in a temporary directory, with tiny
-settings appended (argparse keeps the last value of a flag), and must leave the files they
+``alae-import`` and ``alae-photo`` line of the README's bash blocks is parsed by its tool's
+flag parser; the ones this machine can run are run in-process, in README order, in a
+temporary directory, with tiny settings appended (argparse keeps the last value of a flag), and must leave the files they
 promise. The Python example (train, score, export, use) runs on the run the README's train
 command wrote, and every ``docs/`` link of the README must resolve.
 """
@@ -65,9 +65,7 @@ def readme_commands():
 def _parser(tool):
     from alae_tf.export import cli as export_cli
     from alae_tf.export import serve
-    from alae_tf.training import evaluate, import_official, sample, train
-
-    from alae_tf.training import photo
+    from alae_tf.training import evaluate, import_official, photo, sample, train
 
     return {"alae-train": train.build_parser, "alae-eval": evaluate.build_parser,
             "alae-sample": sample.build_parser, "alae-export": export_cli.build_parser,

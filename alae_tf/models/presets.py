@@ -159,14 +159,16 @@ PRESETS = {
         batch_size=64, learning_rate=0.0015,
     ),
     "celeba128": Preset(
-        name="celeba128", family="style", face_alignment="celeba", resolution=128, channels=3, latent_dim=256,
+        name="celeba128", family="style",
+        face_alignment="celeba", resolution=128, channels=3, latent_dim=256,
         mapping_layers=8, pixel_range=(-1.0, 1.0), flip=True, dataset="tfds:celeb_a",
         startf=64, maxf=256, epochs_per_lod=6, epochs=80,
         lod_batch_sizes=(512, 256, 128, 64, 32, 32), lod_learning_rates=(0.0015,),
         batch_size=32, learning_rate=0.0015,
     ),
     "celeba_hq256": Preset(
-        name="celeba_hq256", family="style", face_alignment="ffhq", resolution=256, channels=3, latent_dim=512,
+        name="celeba_hq256", family="style",
+        face_alignment="ffhq", resolution=256, channels=3, latent_dim=512,
         mapping_layers=8, pixel_range=(-1.0, 1.0), flip=True, dataset="folder:data/celeba_hq256",
         startf=64, maxf=512, epochs_per_lod=30, epochs=280,
         lod_batch_sizes=(512, 256, 128, 64, 32, 32, 32), lod_learning_rates=(0.0015,),
@@ -181,7 +183,8 @@ PRESETS = {
         batch_size=32, learning_rate=0.0015,
     ),
     "ffhq1024": Preset(
-        name="ffhq1024", family="style", face_alignment="ffhq", resolution=1024, channels=3, latent_dim=512,
+        name="ffhq1024", family="style",
+        face_alignment="ffhq", resolution=1024, channels=3, latent_dim=512,
         mapping_layers=8, pixel_range=(-1.0, 1.0), flip=True, dataset="folder:data/ffhq",
         startf=16, maxf=512, epochs_per_lod=16, epochs=300,
         lod_batch_sizes=(512, 256, 128, 64, 32, 32, 32, 32, 32),
