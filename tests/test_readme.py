@@ -3,9 +3,9 @@
 Every ``alae-train``, ``alae-eval``, ``alae-sample``, ``alae-export``, ``alae-serve``,
 ``alae-import`` and ``alae-photo`` line of the README's bash blocks is parsed by its tool's
 flag parser; the ones this machine can run are run in-process, in README order, in a
-temporary directory, with tiny settings appended (argparse keeps the last value of a flag), and must leave the files they
-promise. The Python example (train, score, export, use) runs on the run the README's train
-command wrote, and every ``docs/`` link of the README must resolve.
+temporary directory, with tiny settings appended (argparse keeps the last value of a flag),
+and must leave the files they promise. The Python example (train, score, export, use) runs on
+the run the README's train command wrote, and every ``docs/`` link of the README must resolve.
 """
 
 import functools
