@@ -71,9 +71,16 @@ def export(args, quiet=False):
         raise UsageError(f"--name {name!r} must be a plain folder name")
     if args.format == "tfjs":
         return export_browser(args, model, preset, name, epoch, quiet)
+    from alae_tf.faces.directions import load_directions
+
+    directions = load_directions(args.run_dir, model.latent_dim)
     path = os.path.join(args.out, name, str(args.version))
     with _export_errors(args.run_dir, path):
-        export_saved_model(model, preset, path, overwrite=args.overwrite)
+        export_saved_model(model, preset, path, overwrite=args.overwrite,
+                           directions=directions)
+    if directions:
+        print(f"edit signatures: {len(directions)} attribute directions "
+              f"({', '.join(directions)})")
     print(f"wrote {path} ({preset.name}, epoch {epoch}, EMA networks); signatures: "
           f"saved_model_cli show --dir {path} --all; serve it: alae-serve "
           f"{os.path.join(args.out, name)}")

@@ -12,7 +12,15 @@ decode                w [N, latent] (+ noise_seed [N])           images
 decode_styles         w_styles [N, S, latent], noise_seed [N]    images (StyleALAE only)
 generate              z [N, latent], truncation_psi [N]          images, w (the w fed to G)
                       (+ noise_seed [N])
+edit                  images [N, H, W, C], strengths [N, D]      images, w, start [N, D]
+                      (only when the run has attribute directions)
 ====================  =========================================  ===========================
+
+``edit`` moves E(x) along the run's D attribute directions (``alae_tf.faces.directions``; their
+names, in order, are in the metadata): ``w = E(x) + strengths @ directions``, decoded with the
+edited w in the first 16 style slots and E(x) in the rest (the authors' demo), noise seed 0.
+``start`` is each image's coordinate along each direction, ``(E(x) - w_avg) . n``: the authors'
+sliders show ``start + strength``. Images are aligned crops (``alae-photo`` writes them).
 
 ``serving_default`` is ``reconstruct``. StyleALAE's generator adds per-pixel noise: the
 ``noise_seed`` inputs make it a function of the request (one int64 seed per example), and
@@ -89,6 +97,12 @@ class ServingSignatures(Networks):
         model: an ALAE or StyleALAE at full resolution.
     """
 
+    def __init__(self, model, directions=None):
+        super().__init__(model)
+        self.direction_names = list(directions or {})
+        self.directions = (tf.constant([directions[n] for n in self.direction_names],
+                                       tf.float32) if directions else None)
+
     def images_in(self, images):
         """``Networks.images_in`` after checking the shape, the batch and (floats) finiteness."""
         images = _shaped(images, "images", self.image_shape)
@@ -126,6 +140,24 @@ class ServingSignatures(Networks):
         w = self.mapping_f(z, truncation_psi=psi)
         return {"images": self.images_out(self.run_generator(w, noise_seed), dtype), "w": w}
 
+    def edit(self, images, strengths, dtype=tf.float32):
+        from alae_tf.faces.directions import EDIT_SLOTS
+
+        x = self.images_in(images)
+        count = len(self.direction_names)
+        strengths = _finite(_shaped(strengths, "strengths", (count,)), "strengths")
+        _same_batch(x, strengths, ("images", "strengths"))
+        w = self.encoder(x)
+        start = tf.matmul(w - self.mapping_f.w_avg[None], self.directions, transpose_b=True)
+        edited = w + tf.matmul(strengths, self.directions)
+        styles = edited
+        if self.styled:
+            slots = tf.range(self.num_styles)[None, :, None]
+            styles = tf.where(slots < EDIT_SLOTS, edited[:, None], w[:, None])
+        seeds = tf.zeros(tf.shape(x)[:1], tf.int64)
+        return {"images": self.images_out(self.run_generator(styles, seeds), dtype),
+                "w": edited, "start": start}
+
     # ---------------------------------------------------------------- specs
 
     def specs(self):
@@ -155,6 +187,11 @@ class ServingSignatures(Networks):
                     lambda w, d=dtype: self.decode(w, dtype=d), [w])
                 specs["generate" + suffix] = (
                     lambda z, p, d=dtype: self.generate(z, p, dtype=d), [z, psi])
+            if self.direction_names:
+                strengths = tf.TensorSpec((None, len(self.direction_names)), tf.float32,
+                                          name="strengths")
+                specs["edit" + suffix] = (
+                    lambda x, t, d=dtype: self.edit(x, t, d), [images, strengths])
         return specs
 
 
@@ -174,6 +211,11 @@ def describe(model, preset, signatures):
                      "range": image_range[dtype]}
         if name.startswith("encode"):
             outputs = {"w": {"dtype": "float32", "shape": [-1, model.latent_dim]}}
+        elif name.startswith("edit"):
+            outputs = {"images": image_out,
+                       "w": {"dtype": "float32", "shape": [-1, model.latent_dim]},
+                       "start": {"dtype": "float32",
+                                 "shape": [-1, len(signatures.direction_names)]}}
         elif name.startswith("generate"):
             w_shape = ([-1, model.num_styles, model.latent_dim] if signatures.styled
                        else [-1, model.latent_dim])
@@ -181,9 +223,20 @@ def describe(model, preset, signatures):
         else:
             outputs = {"images": image_out}
         described[name] = {"inputs": inputs, "outputs": outputs}
+    extra = {}
+    if signatures.direction_names:
+        from alae_tf.faces.directions import EDIT_SLOTS, SLIDER_RANGE
+
+        extra["directions"] = {
+            "names": signatures.direction_names, "slider_range": list(SLIDER_RANGE),
+            "edit_slots": EDIT_SLOTS,
+            "strengths": "edit's strengths[:, i] moves w along names[i]; start[:, i] is where "
+                         "E(x) is along it (the authors' sliders show start + strength)"}
     return {
         "format": "alae-tf SavedModel export 1",
         **model_facts(model, preset),
+        "face_alignment": preset.face_alignment,
+        **extra,
         "serving_default": SERVING_DEFAULT,
         "signatures": described,
         "notes": [
@@ -196,8 +249,10 @@ def describe(model, preset, signatures):
     }
 
 
-def export_saved_model(model, preset, path, overwrite=False):
-    """Writes the SavedModel of ``model`` (an ALAE at full resolution) to ``path``.
+def export_saved_model(model, preset, path, overwrite=False, directions=None):
+    """Writes the SavedModel of ``model`` (an ALAE at full resolution) to ``path``; with
+    ``directions`` ({name: vector}, ``alae_tf.faces.directions.load_directions``) it also has
+    the ``edit`` signatures.
 
     The directory is written under a temporary name beside ``path`` and renamed when
     complete, so ``path`` never holds a half-written export.
@@ -207,7 +262,7 @@ def export_saved_model(model, preset, path, overwrite=False):
     """
     check_exportable(model)
     check_destination(path, overwrite, "--version")
-    signatures = ServingSignatures(model)
+    signatures = ServingSignatures(model, directions)
     metadata = json.dumps(describe(model, preset, signatures), indent=2, sort_keys=True)
     describe_fn = tf.function(lambda: {"json": tf.constant(metadata)})
     describe_fn()  # traced: an endpoint without inputs needs no input_signature then

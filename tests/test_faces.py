@@ -364,3 +364,40 @@ def test_alae_import_refuses_directions_of_another_size(tmp_path, capsys):
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "direction 'smile' has shape [512]; this model's w has 16 values" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_the_saved_model_edits_as_the_library_does(face_run, tmp_path, photo, face, capsys):
+    """alae-export writes edit signatures from the run's directions; over the served model
+    (alae-serve's ServedModel) they give the library's edit: the same w, start values and
+    picture (noise seed 0 both ways)."""
+    from alae_tf.export import cli as export_cli
+    from alae_tf.export.rest import ServedModel
+    from alae_tf.faces.photos import FacePipeline
+    from alae_tf.runs import load_trained_model
+
+    assert export_cli.main([str(face_run), str(tmp_path), "--name", "faces"]) == 0
+    assert "edit signatures: 3 attribute directions (gender, smile, young)" in (
+        capsys.readouterr().out)
+    served = ServedModel(str(tmp_path / "faces"), name="faces")
+    metadata = json.loads(served.run("metadata", {})["json"].item())
+    assert metadata["directions"]["names"] == ["gender", "smile", "young"]
+    assert metadata["signatures"]["edit"]["outputs"]["start"]["shape"] == [-1, 3]
+
+    model = load_trained_model(str(face_run))[0]
+    pipeline = FacePipeline(model, "ffhq", seed=0)
+    crop = align.align(photo, face.points, "ffhq", pipeline.size).image
+    strengths = np.array([[0.0, 2.5, -1.0]], np.float32)
+    got = served.run("edit_uint8", {"images": crop[None], "strengths": strengths})
+
+    found = directions.load_directions(face_run, model.latent_dim)
+    w = pipeline.encode(crop)
+    start = directions.start_values(w, pipeline.w_avg, found)
+    values = {n: start[n] + s for n, s in zip(found, strengths[0], strict=True)}
+    edited = directions.edit(w, pipeline.w_avg, found, values)
+    np.testing.assert_allclose(got["start"][0], [start[n] for n in found], atol=1e-4)
+    np.testing.assert_allclose(got["w"][0], edited, atol=1e-4)
+    want = pipeline.decode(directions.edited_styles(edited, pipeline.styles(w)))
+    assert got["images"].dtype == np.uint8
+    assert np.abs(got["images"][0].astype(int) - want).max() <= 1
+    with pytest.raises(Exception, match="strengths"):
+        served.run("edit", {"images": crop[None] / 255.0, "strengths": strengths[:, :2]})

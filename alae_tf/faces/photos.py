@@ -70,12 +70,15 @@ class FacePipeline:
         self.noise = self._fixed_noise(seed)
 
     def _fixed_noise(self, seed):
+        """The noise of ``seed`` as the SavedModel export draws it (its ``noise_seed``; its
+        ``reconstruct`` and ``edit`` use seed 0), so that both give the same pictures."""
         import tensorflow as tf
+
+        from alae_tf.models.style.model import noise_from_seeds
 
         if not self.model.num_styles:
             return None
-        return [tf.random.stateless_normal((1, h, w, 1), seed=(seed, i))
-                for i, (h, w) in enumerate(self.model.noise_shapes())]
+        return noise_from_seeds(tf.constant([seed], tf.int64), self.model.noise_shapes())
 
     # ------------------------------------------------------------------ the face
 
