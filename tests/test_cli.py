@@ -245,13 +245,22 @@ def test_style_preset_grows_then_evaluates_and_samples(tmp_path, capsys):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["step"] == 8 and 0.0 <= metrics["representation"]["w/raw"]["knn1"] <= 1.0
     assert sample.main([str(run_dir), "--num", "8", "--mix", "--direction", "mnist:3",
-                        "mnist:8"]) == 0
+                        "mnist:8", "--save-direction", "three_to_eight"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"direction mnist:3 -> mnist:8: a linear SVM separates the sets' codes "
+                     r"[\d.]+%", printed), printed
+    from alae_tf.faces.directions import load_directions
+
+    (normal,) = load_directions(run_dir, 32).values()
+    assert np.linalg.norm(normal) == pytest.approx(1.0)
     assert Image.open(run_dir / "samples" / "interpolations.png").size[1] == 8 * 34 + 2
     assert Image.open(run_dir / "samples" / "mixing.png").size == (7 * 34 + 2, 7 * 34 + 2)
     assert Image.open(run_dir / "samples" / "direction.png").size == (8 * 34 + 2, 8 * 34 + 2)
     capsys.readouterr()
     assert sample.main([str(run_dir), "--direction", "mnist:x", "mnist:8"]) == 2
     assert "mnist:0 .. mnist:9" in capsys.readouterr().err
+    assert sample.main([str(run_dir), "--save-direction", "eights"]) == 2
+    assert "--save-direction NAME needs --direction" in capsys.readouterr().err
 
 
 @pytest.mark.slow

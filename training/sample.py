@@ -33,9 +33,13 @@ def build_parser():
     parser.add_argument("--mix-crossover", type=positive_int, default=4,
                         help="style slots taken from the coarse image (default: 4)")
     parser.add_argument("--direction", nargs=2, metavar=("SET_A", "SET_B"), default=None,
-                        help="also write direction.png: held-out images moved along "
-                        "mean E(SET_B) - mean E(SET_A) in W; a set is 'mnist:DIGIT' (embedded "
+                        help="also write direction.png: held-out images moved in W along the "
+                        "normal of a linear SVM that separates E(SET_A) from E(SET_B) (the "
+                        "authors' recipe), from A toward B; a set is 'mnist:DIGIT' (embedded "
                         "training digits of one class) or 'folder:PATH'")
+    parser.add_argument("--save-direction", default=None, metavar="NAME",
+                        help="with --direction: also keep the direction in the run as NAME, "
+                        "for alae-photo --edit and the export's edit signature")
     parser.add_argument("--dataset", default=None,
                         help="real images to reconstruct and interpolate: 'mnist', 'folder:PATH' "
                         "or 'tfds:NAME' (default: the run's data source; without it, e.g. for "
@@ -48,6 +52,9 @@ def build_parser():
 
 def sample(args):
     from alae_tf.runs import load_trained_model
+
+    if args.save_direction and not args.direction:
+        raise UsageError("--save-direction NAME needs --direction SET_A SET_B")
 
     model, preset, _, epoch = load_trained_model(args.run_dir)
     out_dir = args.out_dir or os.path.join(args.run_dir, "samples")
@@ -78,7 +85,8 @@ def sample(args):
     if args.mix:
         grids["mixing"] = _mixing_grid(model, real[:6], real[6:12], args.mix_crossover)
     if args.direction:
-        grids["direction"] = _direction_grid(model, preset, real[:8], *args.direction)
+        grids["direction"] = _direction_grid(model, preset, real[:8], *args.direction,
+                                             save_as=args.save_direction, run_dir=args.run_dir)
     _save(grids, out_dir)
     print(f"(epoch {epoch}; EMA networks; truncation psi {args.truncation_psi})")
     return 0
@@ -167,18 +175,31 @@ def _image_set(spec, preset, model, limit=256):
     return model.images_at_level(x)
 
 
-def _direction_grid(model, preset, originals, set_a, set_b, steps=7, strength=1.5):
-    """Each row: one held-out image's w moved by t * (mean E(B) - mean E(A)), t in [0, 1.5]."""
+def _direction_grid(model, preset, originals, set_a, set_b, steps=7, strength=1.5,
+                    save_as=None, run_dir=None):
+    """Each row: one held-out image's w moved by t * d, t in [0, 1.5]; d is the unit normal of
+    a linear SVM between E(A) and E(B), pointing to B, times the distance between the two sets'
+    mean codes along it (so t = 1 moves as far as from A's mean to B's). ``save_as``: also
+    keep the unit normal in the run's directions."""
     import numpy as np
     import tensorflow as tf
 
     from alae_tf import images
+    from alae_tf.faces.directions import fit_direction, save_directions
 
-    w_a = tf.reduce_mean(model.encode(_image_set(set_a, preset, model)), axis=0)
-    w_b = tf.reduce_mean(model.encode(_image_set(set_b, preset, model)), axis=0)
+    codes_a = np.asarray(model.encode(_image_set(set_a, preset, model)))
+    codes_b = np.asarray(model.encode(_image_set(set_b, preset, model)))
+    normal, accuracy = fit_direction(codes_b, codes_a)
+    span = float((codes_b.mean(0) - codes_a.mean(0)) @ normal)
+    print(f"direction {set_a} -> {set_b}: a linear SVM separates the sets' codes "
+          f"{accuracy:.1%}; their means are {span:.3g} apart along it")
+    if save_as:
+        save_directions(run_dir, {save_as: normal}, source=f"alae-sample --direction {set_a} "
+                        f"{set_b}")
+        print(f"kept direction {save_as!r} in {run_dir}/directions")
     w = model.encode(originals)  # [N, latent]
     t = tf.reshape(tf.linspace(0.0, strength, steps), (1, steps, 1))
-    moved = w[:, None] + t * (w_b - w_a)[None, None]
+    moved = w[:, None] + t * tf.constant(span * normal, tf.float32)[None, None]
     edited = np.asarray(model.decode(tf.reshape(moved, (-1, model.latent_dim))))
     edited = edited.reshape(len(originals), steps, *edited.shape[1:])
     rows = np.concatenate([np.asarray(originals)[:, None], edited], axis=1)
